@@ -1,0 +1,74 @@
+# The two commands: `make run` and `make test`. Everything else is what they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+INSTALLED := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages: gettext compiles translations; PostgreSQL's server runs the tests.
+RUN_PACKAGES := gettext
+TEST_PACKAGES := gettext postgresql
+PYTEST_ARGS ?= -n 2 -q
+
+.PHONY: run test lint typecheck pytest pytest-postgres messages install bench bench-quick \
+	clean system-run system-test
+
+run: system-run $(INSTALLED) messages
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	@echo "Serving the demo district on http://127.0.0.1:8000 (sign-ins above)"
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+test: system-test $(INSTALLED) messages lint typecheck pytest pytest-postgres
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+system-run:
+	@$(MAKE) --no-print-directory .debian PACKAGES="$(RUN_PACKAGES)"
+
+system-test:
+	@$(MAKE) --no-print-directory .debian PACKAGES="$(TEST_PACKAGES)"
+
+# Installs only what is missing, so that a second run costs nothing.
+.debian:
+	@missing=""; \
+	for package in $(PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "ok installed" || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+messages: $(INSTALLED)
+	$(PY) manage.py compilemessages --ignore=.venv -v0
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(INSTALLED)
+	$(BIN)/mypy
+
+pytest: $(INSTALLED) messages
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The same suite against a throwaway PostgreSQL cluster on 127.0.0.1.
+pytest-postgres: $(INSTALLED) messages
+	$(PY) tests/postgres_cluster.py $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(INSTALLED) messages
+	$(PY) bench/run.py
+
+bench-quick: $(INSTALLED) messages
+	$(PY) bench/run.py --quick
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Fees, the ledger, Stripe Checkout and its webhook, refunds and reconciliation."""

@@ -1,0 +1,1 @@
+"""State machines, staff work on them, and the audit log."""
