@@ -1,0 +1,1 @@
+"""The district's records, guardian accounts and the guardian-facing pages."""
