@@ -1,0 +1,101 @@
+"""Shared fixtures: the sample district from tests/data/roster and the people who use it.
+
+The actors are named once here and reused by every test: a guardian, a guardian of
+another household, office staff of a school and of another school, a teacher, the
+registrar and finance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from registration.models import Guardian, School, StaffProfile
+from registration.services import guardian_account_create, roster_import, staff_account_create
+
+DATA = Path(__file__).parent / "data"
+ROSTER = DATA / "roster"
+PASSWORD = "a-long-test-password"
+
+
+@pytest.fixture
+def roster_path() -> Path:
+    return ROSTER
+
+
+@pytest.fixture
+def sample_district(db):
+    report = roster_import(path=ROSTER)
+    assert report.ok, [str(p) for p in report.problems.errors]
+    return report
+
+
+def _guardian_user(sourced_id: str, email: str):
+    guardian = Guardian.objects.get(sourced_id=sourced_id)
+    return guardian_account_create(guardian=guardian, email=email, password=PASSWORD)
+
+
+def _staff_user(email: str, role: str, school_ids: tuple[str, ...] = (), roster_id: str = ""):
+    profile = StaffProfile.objects.get(sourced_id=roster_id) if roster_id else None
+    given, family = (
+        (profile.given_name, profile.family_name)
+        if profile
+        else (email.split("@")[0].split(".")[0].title(), "Staff")
+    )
+    staff = staff_account_create(
+        email=email,
+        role=role,
+        given_name=given,
+        family_name=family,
+        password=PASSWORD,
+        schools=School.objects.filter(sourced_id__in=school_ids),
+        profile=profile,
+    )
+    return staff.user
+
+
+@pytest.fixture
+def guardian_user(sample_district):
+    """José Ángel García: father of Sofía (elementary) and Mateo (middle), household hh-001."""
+    return _guardian_user("par-002", "jose.garcia@example.com")
+
+
+@pytest.fixture
+def other_guardian_user(sample_district):
+    """Siobhan O'Brien: mother of Liam and Zoë, household hh-002."""
+    return _guardian_user("par-003", "siobhan.obrien@example.com")
+
+
+@pytest.fixture
+def office_user(sample_district):
+    """Carmen Ortiz, office staff of Las Lomas Elementary (from the roster)."""
+    return _staff_user(
+        "carmen.ortiz@riverside.example.org", StaffProfile.Role.OFFICE, roster_id="adm-001"
+    )
+
+
+@pytest.fixture
+def other_school_office_user(sample_district):
+    """Office staff of Mission Ridge High School only."""
+    return _staff_user(
+        "high.office@riverside.example.org", StaffProfile.Role.OFFICE, school_ids=("sch-high",)
+    )
+
+
+@pytest.fixture
+def teacher_user(sample_district):
+    """Daniel Ramírez, who teaches Math 6 and Math 7 at Sequoia Middle School."""
+    return _staff_user(
+        "daniel.ramirez@riverside.example.org", StaffProfile.Role.TEACHER, roster_id="tch-002"
+    )
+
+
+@pytest.fixture
+def registrar_user(sample_district):
+    return _staff_user("registrar@riverside.example.org", StaffProfile.Role.REGISTRAR)
+
+
+@pytest.fixture
+def finance_user(sample_district):
+    return _staff_user("finance@riverside.example.org", StaffProfile.Role.FINANCE)
