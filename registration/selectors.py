@@ -1,0 +1,181 @@
+"""Reads that views share. Every read that staff make goes through the ``*_visible_to``
+selectors, so that what a member of staff may see is decided in one place."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from registration.grades import grade_rank
+from registration.models import (
+    AcademicSession,
+    ContactPoint,
+    EmergencyContact,
+    Guardian,
+    Household,
+    HouseholdGuardian,
+    HouseholdStudent,
+    School,
+    StaffProfile,
+    Student,
+    StudentGuardian,
+    User,
+)
+
+ALL_SCHOOL_ROLES = {StaffProfile.Role.REGISTRAR, StaffProfile.Role.FINANCE}
+
+
+def school_year_current(*, today: datetime.date | None = None) -> AcademicSession | None:
+    """The school year running today, or the last one that ended."""
+    today = today or timezone.localdate()
+    years = AcademicSession.objects.filter(session_type=AcademicSession.SessionType.SCHOOL_YEAR)
+    return (
+        years.filter(start_date__lte=today).order_by("-start_date").first()
+        or years.order_by("start_date").first()
+    )
+
+
+def school_year_next(*, today: datetime.date | None = None) -> AcademicSession | None:
+    """The school year after the current one: the one families re-register for."""
+    current = school_year_current(today=today)
+    if current is None:
+        return None
+    return (
+        AcademicSession.objects.filter(
+            session_type=AcademicSession.SessionType.SCHOOL_YEAR,
+            start_date__gt=current.start_date,
+        )
+        .order_by("start_date")
+        .first()
+    )
+
+
+def staff_profile_for(user: User) -> StaffProfile | None:
+    if not user.is_authenticated:
+        return None
+    try:
+        return user.staff_profile
+    except StaffProfile.DoesNotExist:
+        return None
+
+
+def guardian_for(user: User) -> Guardian | None:
+    if not user.is_authenticated:
+        return None
+    try:
+        return user.guardian
+    except Guardian.DoesNotExist:
+        return None
+
+
+def is_staff_user(user: User) -> bool:
+    return user.is_authenticated and (user.is_superuser or staff_profile_for(user) is not None)
+
+
+def schools_visible_to(user: User) -> QuerySet[School]:
+    """Registrars, finance and superusers see every school; office staff and teachers
+    see their own; anyone else sees none."""
+    if user.is_superuser:
+        return School.objects.all()
+    profile = staff_profile_for(user)
+    if profile is None or not profile.enabled:
+        return School.objects.none()
+    if profile.role in ALL_SCHOOL_ROLES:
+        return School.objects.all()
+    return School.objects.filter(staff=profile)
+
+
+def students_visible_to(user: User) -> QuerySet[Student]:
+    """Office staff see the students of their schools; teachers the students of their
+    own classes."""
+    profile = staff_profile_for(user)
+    if profile is not None and profile.role == StaffProfile.Role.TEACHER:
+        return Student.objects.filter(enrollments__section__teaching__teacher=profile).distinct()
+    return Student.objects.filter(school__in=schools_visible_to(user))
+
+
+def households_visible_to(user: User) -> QuerySet[Household]:
+    """Households with at least one student the user may see."""
+    return Household.objects.filter(
+        Q(
+            pk__in=HouseholdStudent.objects.filter(student__in=students_visible_to(user)).values(
+                "household_id"
+            )
+        )
+    )
+
+
+@dataclass
+class SchoolOverview:
+    school: School
+    students: int = 0
+    households: int = 0
+    by_grade: list[tuple[str, int]] = field(default_factory=list)
+
+
+def school_overview(user: User) -> list[SchoolOverview]:
+    """Students per school and grade, and households per school, for the schools the
+    user may see. Three queries, whatever the district's size."""
+    schools = {s.pk: SchoolOverview(school=s) for s in schools_visible_to(user)}
+    if not schools:
+        return []
+    grade_counts = (
+        Student.objects.filter(school_id__in=schools, enabled=True)
+        .values_list("school_id", "grade")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for school_id, grade, count in grade_counts:
+        overview = schools[school_id]
+        overview.students += count
+        overview.by_grade.append((grade, count))
+    household_counts = (
+        HouseholdStudent.objects.filter(student__school_id__in=schools, student__enabled=True)
+        .values_list("student__school_id")
+        .annotate(n=Count("household_id", distinct=True))
+        .order_by()
+    )
+    for school_id, count in household_counts:
+        schools[school_id].households = count
+    for overview in schools.values():
+        overview.by_grade.sort(key=lambda item: grade_rank(item[0]))
+    return sorted(schools.values(), key=lambda o: (grade_rank(o.school.low_grade), o.school.name))
+
+
+def households_of_guardian(guardian: Guardian) -> list[Household]:
+    """The guardian's households with everything their home page shows, in five
+    queries however many children and contacts there are."""
+    return list(
+        Household.objects.filter(householdguardian__guardian=guardian)
+        .prefetch_related(
+            Prefetch(
+                "householdstudent_set",
+                queryset=HouseholdStudent.objects.select_related("student__school").order_by(
+                    "student__birth_date", "student__given_name"
+                ),
+                to_attr="student_rows",
+            ),
+            Prefetch(
+                "householdguardian_set",
+                queryset=HouseholdGuardian.objects.select_related("guardian")
+                .prefetch_related(
+                    Prefetch(
+                        "guardian__contact_points",
+                        queryset=ContactPoint.objects.order_by("kind", "position"),
+                    )
+                )
+                .order_by("guardian__given_name"),
+                to_attr="guardian_rows",
+            ),
+            Prefetch("emergency_contacts", queryset=EmergencyContact.objects.order_by("priority")),
+        )
+        .order_by("sourced_id")
+    )
+
+
+def links_of_guardian(guardian: Guardian) -> dict[int, StudentGuardian]:
+    """The guardian's relationship to each of their children, by student id."""
+    return {link.student_id: link for link in StudentGuardian.objects.filter(guardian=guardian)}

@@ -1,0 +1,98 @@
+"""The demo district: deterministic, imported through the real importer, with a
+working sign-in for every role."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.urls import reverse
+
+from registration import models as m
+from registration.roster.synthetic import generate_district
+from workflow.models import AuditEvent
+
+
+def _files(folder):
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def test_the_same_seed_gives_the_same_district(tmp_path):
+    for name in ("a", "b"):
+        generate_district(
+            tmp_path / name, households=60, seed=11, school_year=2027, district_name="Test District"
+        )
+    generate_district(
+        tmp_path / "c", households=60, seed=12, school_year=2027, district_name="Test District"
+    )
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    assert _files(tmp_path / "a")["users.csv"] != _files(tmp_path / "c")["users.csv"]
+
+
+@pytest.fixture
+def demo(db, capsys):
+    call_command("seed_demo", "--households", "80", "--seed", "5")
+    return capsys.readouterr().out
+
+
+def test_the_demo_has_the_families_the_product_must_handle(demo):
+    assert m.School.objects.filter(low_grade="KG").count() >= 2
+    assert m.School.objects.filter(low_grade="06").exists()
+    assert m.School.objects.filter(low_grade="09").exists()
+    assert m.Household.objects.filter(language="es").exists()
+    # Children in two households, one of them primary.
+    assert m.HouseholdStudent.objects.filter(is_primary=False).exists()
+    # Guardians without email.
+    with_email = m.ContactPoint.objects.filter(kind="email").values("guardian_id")
+    assert m.Guardian.objects.exclude(pk__in=with_email).exists()
+    # Siblings.
+    assert any(len(h.students.all()) > 1 for h in m.Household.objects.prefetch_related("students"))
+    # Classes with teachers, and students in them.
+    assert m.TeachingAssignment.objects.exists()
+    assert m.ClassEnrollment.objects.count() >= m.Student.objects.count()
+    assert AuditEvent.objects.filter(action="import", actor_label="seed_demo").exists()
+
+
+def test_running_it_again_changes_nothing(demo, capsys):
+    call_command("seed_demo", "--households", "80", "--seed", "5")
+    out = capsys.readouterr().out
+    total = next(line for line in out.splitlines() if line.startswith("total"))
+    read, created, updated, unchanged, _skipped, removed = map(int, total.split()[1:])
+    assert (created, updated, removed) == (0, 0, 0)
+    assert unchanged == read
+
+
+def test_every_printed_sign_in_works_and_lands_in_its_area(demo, client):
+    password = re.search(r"password: (\S+)\)", demo).group(1)
+    sign_ins = dict(
+        line.strip().rsplit(None, 1)[::-1]
+        for line in demo.split("Demo sign-ins", 1)[1].splitlines()[1:]
+        if line.strip()
+    )
+    roles = " ".join(sign_ins.values())
+    for role in (
+        "registrar",
+        "finance",
+        "office staff",
+        "teacher",
+        "guardian",
+        "district administrator",
+    ):
+        assert role in roles
+    for email, role in sign_ins.items():
+        response = client.post(reverse("account_login"), {"login": email, "password": password})
+        assert response.status_code == 302, (role, response.content[:500])
+        landing = client.get(response.url, follow=True)
+        expected = "guardian_home" if role.startswith("guardian") else "staff_home"
+        assert landing.resolver_match.url_name == expected, role
+        assert landing.status_code == 200
+        client.logout()
+
+
+def test_it_never_runs_in_production(db, settings):
+    settings.PRODUCTION = True
+    with pytest.raises(CommandError, match="never runs in production"):
+        call_command("seed_demo", "--households", "5")
+    assert not m.Household.objects.exists()
