@@ -78,6 +78,22 @@ class AuditedAdmin(SimpleHistoryAdmin):
             detail={"fields": sorted(form.changed_data)},
         )
 
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        for obj in formset.new_objects:
+            audit_record(action="create", obj=obj, request=request)
+        for obj, fields in formset.changed_objects:
+            audit_record(
+                action="change", obj=obj, request=request, detail={"fields": sorted(fields)}
+            )
+        for obj in formset.deleted_objects:
+            audit_record(
+                action="delete",
+                object_type=obj._meta.label_lower,
+                object_id=str(obj.pk),
+                request=request,
+            )
+
     def delete_model(self, request: HttpRequest, obj: Model) -> None:
         audit_record(action="delete", obj=obj, request=request)
         super().delete_model(request, obj)

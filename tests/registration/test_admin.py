@@ -103,6 +103,7 @@ def test_a_change_in_the_admin_is_audited_and_kept_in_history(
     form = registrar_client.get(url).context["adminform"].form
     data = {name: value for name, value in form.initial.items() if value is not None}
     data.update({"street1": "24 Waverley St", "phone": "", "language": "en"})
+    # ...and the aunt's new phone number in the emergency contacts inline.
     # The inline formsets as the page sends them.
     for prefix, rows in (
         ("householdguardian_set", household.householdguardian_set.all()),
@@ -131,6 +132,7 @@ def test_a_change_in_the_admin_is_audited_and_kept_in_history(
                         data[f"{prefix}-{index}-{field}"] = "on"
                     elif value is not False:
                         data[f"{prefix}-{index}-{field}"] = str(value)
+    data["emergency_contacts-0-phone"] = "+14155550999"
     response = registrar_client.post(url, data)
     assert response.status_code == 302, response.context["adminform"].form.errors
     household.refresh_from_db()
@@ -140,6 +142,13 @@ def test_a_change_in_the_admin_is_audited_and_kept_in_history(
     assert "street1" in event.detail["fields"]
     latest = household.history.latest("history_id")
     assert (latest.street1, latest.history_user) == ("24 Waverley St", registrar_user)
+    contact = household.emergency_contacts.get()
+    assert str(contact.phone) == "+14155550999"
+    inline_event = AuditEvent.objects.get(
+        action="change", object_type="registration.emergencycontact"
+    )
+    assert inline_event.detail == {"fields": ["phone"]}
+    assert contact.history.latest("history_id").history_user == registrar_user
 
 
 def test_the_audit_log_cannot_be_edited(registrar_client, sample_district):
