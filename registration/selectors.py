@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from registration.grades import grade_rank
+from registration.grades import GRADE_LABELS, grade_rank
 from registration.models import (
     AcademicSession,
     ContactPoint,
@@ -113,7 +113,7 @@ class SchoolOverview:
     school: School
     students: int = 0
     households: int = 0
-    by_grade: list[tuple[str, int]] = field(default_factory=list)
+    by_grade: list[tuple[str, str, int]] = field(default_factory=list)  # code, label, count
 
 
 def school_overview(user: User) -> list[SchoolOverview]:
@@ -131,7 +131,7 @@ def school_overview(user: User) -> list[SchoolOverview]:
     for school_id, grade, count in grade_counts:
         overview = schools[school_id]
         overview.students += count
-        overview.by_grade.append((grade, count))
+        overview.by_grade.append((grade, str(GRADE_LABELS.get(grade, grade)), count))
     household_counts = (
         HouseholdStudent.objects.filter(student__school_id__in=schools, student__enabled=True)
         .values_list("student__school_id")

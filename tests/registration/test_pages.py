@@ -201,3 +201,28 @@ def test_a_user_with_no_household_is_told_whom_to_contact(db, client):
     client.force_login(user)
     response = client.get(reverse("after_sign_in"), follow=True)
     assert "not linked to a household" in response.content.decode()
+
+
+def test_a_guardian_can_reset_a_forgotten_password(guardian_user, client, mailoutbox):
+    page = client.get(reverse("account_reset_password"))
+    assert page.status_code == 200
+    assert '<label for="id_email"' in page.content.decode()
+    response = client.post(reverse("account_reset_password"), {"email": guardian_user.email})
+    assert response.status_code == 302
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].to == [guardian_user.email]
+    link = re.search(r"https?://\S+/accounts/password/reset/key/\S+", mailoutbox[0].body).group(0)
+    form = client.get(link, follow=True)
+    assert form.status_code == 200
+    done = client.post(
+        form.redirect_chain[-1][0] if form.redirect_chain else link,
+        {"password1": "a-brand-new-password-9", "password2": "a-brand-new-password-9"},
+    )
+    assert done.status_code == 302
+    assert client.login(username=guardian_user.username, password="a-brand-new-password-9")
+
+
+def test_a_reset_for_an_unknown_address_reveals_nothing(db, client, mailoutbox):
+    response = client.post(reverse("account_reset_password"), {"email": "nobody@example.com"})
+    assert response.status_code == 302
+    assert all("password/reset/key" not in m.body for m in mailoutbox)
