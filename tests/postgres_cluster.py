@@ -71,6 +71,7 @@ def postgres_cluster() -> Iterator[str]:
             ),
             check=True,
             stdout=subprocess.DEVNULL,
+            cwd=root,
         )
         options = (
             f"-h 127.0.0.1 -p {port} -k {sockets} -c fsync=off -c synchronous_commit=off "
@@ -92,6 +93,7 @@ def postgres_cluster() -> Iterator[str]:
             ),
             check=True,
             stdout=subprocess.DEVNULL,
+            cwd=root,
         )
         started = True
         deadline = time.monotonic() + 30
@@ -127,6 +129,7 @@ def postgres_cluster() -> Iterator[str]:
                     [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]
                 ),
                 stdout=subprocess.DEVNULL,
+                cwd=root,
             )
         shutil.rmtree(root, ignore_errors=True)
 

@@ -17,6 +17,7 @@ report), because guardians' own data hangs off them.
 from __future__ import annotations
 
 import datetime
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -53,8 +54,10 @@ from registration.roster.values import (
     parse_list,
     parse_relationship,
 )
+from workflow.services import audit_record
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 GUARDIAN_ROLES = {"parent": "parent", "guardian": "guardian", "relative": "relative"}
 STAFF_ROLES = {"teacher": m.StaffProfile.Role.TEACHER, "administrator": m.StaffProfile.Role.OFFICE}
@@ -206,6 +209,20 @@ def roster_import(*, path: Path, dry_run: bool = False, actor_label: str = "") -
         if report.ok:
             _write_checked(parsed, tables, report, dry_run=dry_run, actor_label=actor_label)
     report.seconds = time.perf_counter() - started
+    total = report.total()
+    logger.info(
+        "roster import of %s%s: %s; read %d, created %d, updated %d, removed %d; "
+        "%d errors, %d warnings",
+        report.source,
+        " (dry run)" if dry_run else "",
+        "written" if report.written else "nothing written",
+        total.read,
+        total.created,
+        total.updated,
+        total.removed,
+        len(report.problems.errors),
+        len(report.problems.warnings),
+    )
     return report
 
 
@@ -217,8 +234,6 @@ def _write_checked(
     dry_run: bool,
     actor_label: str,
 ) -> None:
-    from workflow.services import audit_record
-
     status = RowStatus(report, tables)
     for file, line in parsed.skipped:
         status.mark(file, line, "skipped")

@@ -349,6 +349,7 @@ class _Generator:
         self.counter: dict[str, int] = {}
         self.state_ids: set[str] = set()
         self.guardian_rows: dict[str, dict[str, str]] = {}
+        self.teaching_load: dict[tuple[str, str], tuple[str, int]] = {}
         self.grandparents: list[str] = []
 
     def next_id(self, prefix: str, width: int = 6) -> str:
@@ -724,6 +725,16 @@ class _Generator:
         )
         return sid
 
+    def teacher_for(self, school: _School, subject: str, elementary: bool) -> str:
+        """An elementary teacher has one class; a secondary teacher teaches five
+        sections of their subject."""
+        key = (school.sid, subject)
+        current = self.teaching_load.get(key)
+        if elementary or current is None or current[1] >= 5:
+            current = (self.add_teacher(school), 0)
+        self.teaching_load[key] = (current[0], current[1] + 1)
+        return current[0]
+
     def add_classes(self) -> None:
         sessions = self.sessions[self.year]
         terms = f"{sessions['fall']},{sessions['spring']}"
@@ -755,7 +766,7 @@ class _Generator:
                     )
                     for section in range(sections):
                         class_sid = self.next_id("cls", 6)
-                        teacher = self.add_teacher(school)
+                        teacher = self.teacher_for(school, title, elementary)
                         self.bundle.add(
                             fmt.CLASSES.name,
                             {
