@@ -12,7 +12,9 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 from phonenumber_field.modelfields import PhoneNumberField
 from simple_history.models import HistoricalRecords
 
@@ -299,6 +301,12 @@ class Guardian(Person):
         max_length=20, choices=RosterRole.choices, default=RosterRole.GUARDIAN
     )
     identifier = models.CharField(max_length=100, blank=True)
+    language = models.CharField(
+        _("language"),
+        max_length=8,
+        blank=True,
+        help_text=_("The language chosen at activation; blank means the household's."),
+    )
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -584,3 +592,154 @@ class Consent(TimeStamped):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.granted} for {self.student}"
+
+
+def _before_expiry(code: models.Model) -> bool:
+    return getattr(code, "expires_at") > timezone.now()  # noqa: B009 - typed as any model
+
+
+def _after_expiry(code: models.Model) -> bool:
+    return getattr(code, "expires_at") <= timezone.now()  # noqa: B009 - typed as any model
+
+
+class ActivationCode(ConcurrentTransitionMixin, TimeStamped):
+    """A personal code that opens one guardian's or one secondary student's account.
+
+    Only hashes are stored (see ``registration.activation``). A person has at most
+    one issued code: issuing a new one revokes the old. State changes go through
+    ``workflow.services``.
+    """
+
+    class State(models.TextChoices):
+        ISSUED = "issued", _("Issued")
+        REDEEMED = "redeemed", _("Redeemed")
+        EXPIRED = "expired", _("Expired")
+        REVOKED = "revoked", _("Revoked")
+
+    class Channel(models.TextChoices):
+        LETTER = "letter", _("Mailed letter")
+        EMAIL = "email", _("Email")
+
+    guardian = models.ForeignKey(
+        Guardian, on_delete=models.CASCADE, null=True, blank=True, related_name="codes"
+    )
+    student = models.ForeignKey(
+        Student, on_delete=models.CASCADE, null=True, blank=True, related_name="codes"
+    )
+    lookup = models.CharField(max_length=64, unique=True)
+    salt = models.CharField(max_length=32)
+    code_hash = models.CharField(max_length=64)
+    state = FSMField(default=State.ISSUED, choices=State.choices, protected=True)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    expires_at = models.DateTimeField()
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    locked_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_("Set after repeated failures; the code refuses until then."),
+    )
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(guardian__isnull=False, student__isnull=True)
+                | Q(guardian__isnull=True, student__isnull=False),
+                name="code_for_one_person",
+            ),
+            models.UniqueConstraint(
+                fields=["guardian"],
+                condition=Q(state="issued"),
+                name="one_issued_code_per_guardian",
+            ),
+            models.UniqueConstraint(
+                fields=["student"], condition=Q(state="issued"), name="one_issued_code_per_student"
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"Activation code for {self.guardian or self.student} ({self.state})"
+
+    @property
+    def person(self) -> Guardian | Student:
+        return self.guardian or self.student  # type: ignore[return-value]
+
+    def is_usable(self) -> bool:
+        return self.state == self.State.ISSUED and self.expires_at > timezone.now()
+
+    @transition(
+        field=state,
+        source=State.ISSUED,
+        target=State.REDEEMED,
+        conditions=[_before_expiry],
+    )
+    def redeem(self) -> None:
+        self.redeemed_at = timezone.now()
+
+    @transition(field=state, source=State.ISSUED, target=State.REVOKED)
+    def revoke(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=State.ISSUED,
+        target=State.EXPIRED,
+        conditions=[_after_expiry],
+    )
+    def expire(self) -> None:
+        pass
+
+
+class ActivationAttempt(models.Model):
+    """One try at /activate/. Never holds the code that was typed."""
+
+    class Outcome(models.TextChoices):
+        SUCCEEDED = "succeeded", _("Succeeded")
+        UNKNOWN_CODE = "unknown_code", _("No such code")
+        NOT_USABLE = "not_usable", _("Code used, revoked or expired")
+        WRONG_FACT = "wrong_fact", _("Wrong birth date")
+        LOCKED = "locked", _("Code locked after failures")
+        THROTTLED = "throttled", _("Too many tries from this address")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    code = models.ForeignKey(
+        ActivationCode, on_delete=models.CASCADE, null=True, blank=True, related_name="attempts"
+    )
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["code", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class ActivationEmail(models.Model):
+    """One email that carried a fresh code to a guardian (lost letters, re-sends)."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    guardian = models.ForeignKey(Guardian, on_delete=models.CASCADE, related_name="code_emails")
+    email = models.EmailField()
+    code = models.ForeignKey(ActivationCode, on_delete=models.SET_NULL, null=True, blank=True)
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    reason = models.CharField(max_length=20)
+
+    class Meta:
+        indexes = [models.Index(fields=["guardian", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"Code emailed to {self.email} on {self.created_at:%Y-%m-%d}"

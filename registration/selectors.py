@@ -71,8 +71,13 @@ def guardian_for(user: User) -> Guardian | None:
         return None
 
 
-def is_staff_user(user: User) -> bool:
-    return user.is_authenticated and (user.is_superuser or staff_profile_for(user) is not None)
+def student_for(user: User) -> Student | None:
+    if not user.is_authenticated:
+        return None
+    try:
+        return user.student
+    except Student.DoesNotExist:
+        return None
 
 
 def schools_visible_to(user: User) -> QuerySet[School]:
@@ -179,3 +184,113 @@ def households_of_guardian(guardian: Guardian) -> list[Household]:
 def links_of_guardian(guardian: Guardian) -> dict[int, StudentGuardian]:
     """The guardian's relationship to each of their children, by student id."""
     return {link.student_id: link for link in StudentGuardian.objects.filter(guardian=guardian)}
+
+
+def households_of_student(student: Student) -> list[Household]:
+    """A student's households with their guardians' contacts, primary first."""
+    return list(
+        Household.objects.filter(householdstudent__student=student)
+        .prefetch_related(
+            Prefetch(
+                "householdguardian_set",
+                queryset=HouseholdGuardian.objects.select_related("guardian")
+                .prefetch_related(
+                    Prefetch(
+                        "guardian__contact_points",
+                        queryset=ContactPoint.objects.order_by("kind", "position"),
+                    )
+                )
+                .order_by("guardian__given_name"),
+                to_attr="guardian_rows",
+            ),
+            Prefetch("emergency_contacts", queryset=EmergencyContact.objects.order_by("priority")),
+        )
+        .order_by("-householdstudent__is_primary", "sourced_id")
+    )
+
+
+def email_on_file(guardian: Guardian) -> str:
+    """The guardian's email address from the roster, else the first one they gave."""
+    points = ContactPoint.objects.filter(guardian=guardian, kind=ContactPoint.Kind.EMAIL)
+    point = points.order_by("-roster_field", "position", "pk").first()
+    return point.email if point is not None else ""
+
+
+def guardians_visible_to(user: User) -> QuerySet[Guardian]:
+    """Guardians of the households the user may see."""
+    if user.is_superuser:
+        return Guardian.objects.all()
+    profile = staff_profile_for(user)
+    if profile is not None and profile.role == StaffProfile.Role.REGISTRAR:
+        return Guardian.objects.all()
+    return Guardian.objects.filter(
+        pk__in=HouseholdGuardian.objects.filter(household__in=households_visible_to(user)).values(
+            "guardian_id"
+        )
+    )
+
+
+def guardian_search(queryset: QuerySet[Guardian], query: str) -> QuerySet[Guardian]:
+    """Guardians whose names hold every word of ``query``, or whose id or email it is."""
+    query = query.strip()
+    if not query:
+        return queryset.none()
+    exact = Q(sourced_id=query) | Q(contact_points__email__iexact=query)
+    by_name = Q()
+    for word in query.split():
+        by_name &= Q(given_name__icontains=word) | Q(family_name__icontains=word)
+    matches = queryset.filter(exact | by_name).values("pk")
+    return Guardian.objects.filter(pk__in=matches).order_by("family_name", "given_name", "pk")
+
+
+@dataclass
+class ActivationRate:
+    school: School
+    guardians: int = 0
+    guardians_activated: int = 0
+    households: int = 0
+    households_activated: int = 0
+
+    @property
+    def guardian_rate(self) -> float:
+        return self.guardians_activated / self.guardians if self.guardians else 0.0
+
+    @property
+    def household_rate(self) -> float:
+        return self.households_activated / self.households if self.households else 0.0
+
+
+def activation_rates(user: User) -> list[ActivationRate]:
+    """Per school: guardians and households, and how many have an account. Four
+    queries whatever the number of schools."""
+    rates = {s.pk: ActivationRate(school=s) for s in schools_visible_to(user)}
+    if not rates:
+        return []
+    links = StudentGuardian.objects.filter(student__school_id__in=rates, student__enabled=True)
+    for school_id, total, activated in (
+        links.values_list("student__school_id")
+        .annotate(
+            total=Count("guardian_id", distinct=True),
+            activated=Count("guardian_id", filter=Q(guardian__user__isnull=False), distinct=True),
+        )
+        .order_by()
+    ):
+        rates[school_id].guardians, rates[school_id].guardians_activated = total, activated
+    members = HouseholdStudent.objects.filter(student__school_id__in=rates, student__enabled=True)
+    for school_id, total in (
+        members.values_list("student__school_id")
+        .annotate(total=Count("household_id", distinct=True))
+        .order_by()
+    ):
+        rates[school_id].households = total
+    activated_households = HouseholdGuardian.objects.filter(guardian__user__isnull=False).values(
+        "household_id"
+    )
+    for school_id, total in (
+        members.filter(household_id__in=activated_households)
+        .values_list("student__school_id")
+        .annotate(total=Count("household_id", distinct=True))
+        .order_by()
+    ):
+        rates[school_id].households_activated = total
+    return sorted(rates.values(), key=lambda r: (grade_rank(r.school.low_grade), r.school.name))

@@ -2,18 +2,48 @@
 
 from __future__ import annotations
 
+import datetime
+import logging
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 
 from allauth.account.models import EmailAddress
+from django.conf import settings
 from django.contrib.auth.models import Group, Permission
+from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import QuerySet
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
 
-from registration.models import Guardian, School, StaffProfile, User
+from documents.letters import Letter
+from registration.activation import code_display, code_lookup, code_matches, code_normalise
+from registration.models import (
+    ActivationAttempt,
+    ActivationCode,
+    ActivationEmail,
+    ContactPoint,
+    Guardian,
+    Household,
+    HouseholdGuardian,
+    School,
+    StaffProfile,
+    Student,
+    User,
+)
 from registration.roster.exporter import ExportReport
 from registration.roster.exporter import roster_export as _roster_export
 from registration.roster.importer import ImportReport
 from registration.roster.importer import roster_import as _roster_import
+from registration.selectors import email_on_file
+from workflow.services import (
+    activation_code_issue,
+    activation_code_redeem,
+    audit_record,
+)
+
+security_log = logging.getLogger("security")
 
 REGISTRAR_GROUP = "Registrars"
 # The registrar keeps the district's records in the admin; nobody deletes them there.
@@ -27,8 +57,6 @@ def roster_import(*, path: Path, dry_run: bool = False, actor_label: str = "") -
 
 def roster_export(*, folder: Path, actor_label: str = "") -> ExportReport:
     """Write the district's roster records as a bundle into ``folder``, and log it."""
-    from workflow.services import audit_record
-
     report = _roster_export(folder=folder)
     audit_record(
         action="export",
@@ -116,3 +144,279 @@ def guardian_account_create(*, guardian: Guardian, email: str, password: str) ->
         guardian.user = user
         guardian.save(update_fields=["user", "updated_at"])
     return user
+
+
+# -- activation ---------------------------------------------------------------------
+
+
+def _birth_date_matches(code: ActivationCode, birth_date: datetime.date) -> bool:
+    if code.student_id:
+        return code.student is not None and code.student.birth_date == birth_date
+    return Student.objects.filter(
+        guardian_links__guardian=code.guardian, birth_date=birth_date, enabled=True
+    ).exists()
+
+
+def _attempt(outcome: str, code: ActivationCode | None, ip_address: str) -> None:
+    ActivationAttempt.objects.create(outcome=outcome, code=code, ip_address=ip_address)
+    if outcome != ActivationAttempt.Outcome.SUCCEEDED:
+        # Who and where, never what was typed.
+        security_log.warning(
+            "activation refused: %s, code id %s, ip %s",
+            outcome,
+            code.pk if code else "-",
+            ip_address,
+        )
+
+
+@transaction.atomic
+def activation_verify(
+    *, code_text: str, birth_date: datetime.date, ip_address: str
+) -> ActivationCode | None:
+    """The code, if it is issued, unexpired, not locked, and the birth date is one the
+    district holds for it (a child's, or a student's own). Every try is recorded; five
+    failures on one code within the lock-out window lock it for that long.
+    """
+    code = code_normalise(code_text)
+    row = (
+        ActivationCode.objects.select_for_update(of=("self",))
+        .select_related("guardian", "student")
+        .filter(lookup=code_lookup(code))
+        .first()
+        if code
+        else None
+    )
+    outcome = ActivationAttempt.Outcome
+    if row is None or not code_matches(code or "", row.salt, row.code_hash):
+        _attempt(outcome.UNKNOWN_CODE, None, ip_address)
+        return None
+    now = timezone.now()
+    if row.locked_until and row.locked_until > now:
+        _attempt(outcome.LOCKED, row, ip_address)
+        return None
+    if not row.is_usable():
+        failed = outcome.NOT_USABLE
+    elif not _birth_date_matches(row, birth_date):
+        failed = outcome.WRONG_FACT
+    else:
+        _attempt(outcome.SUCCEEDED, row, ip_address)
+        return row
+    _attempt(failed, row, ip_address)
+    window = datetime.timedelta(minutes=settings.ACTIVATION_LOCKOUT_MINUTES)
+    recent_failures = row.attempts.filter(
+        created_at__gt=now - window, outcome__in=[outcome.NOT_USABLE, outcome.WRONG_FACT]
+    ).count()
+    if recent_failures >= settings.ACTIVATION_LOCKOUT_FAILURES:
+        ActivationCode.objects.filter(pk=row.pk).update(locked_until=now + window)
+        security_log.warning(
+            "activation code id %s locked after %d failures", row.pk, recent_failures
+        )
+    return None
+
+
+def email_in_use(email: str) -> bool:
+    return (
+        User.objects.filter(email__iexact=email).exists()
+        or EmailAddress.objects.filter(email__iexact=email).exists()
+    )
+
+
+@transaction.atomic
+def activation_account_create(
+    *, code: ActivationCode, email: str, password: str, language: str
+) -> User:
+    """Open the account a code was issued for: a sign-in with an email address that
+    still has to be verified, linked to the guardian or student, and the code used up.
+    """
+    person: Guardian | Student = code.person
+    if person.user_id:
+        raise ValueError("this person already has an account")
+    email = email.strip()
+    user = User(
+        username=email.lower()[:150],
+        email=email,
+        first_name=person.given_name,
+        last_name=person.family_name,
+    )
+    user.set_password(password)
+    user.save()
+    EmailAddress.objects.create(user=user, email=email, primary=True, verified=False)
+    person.user = user
+    fields = ["user", "updated_at"]
+    if isinstance(person, Guardian):
+        person.language = language
+        fields.append("language")
+    person.save(update_fields=fields)
+    activation_code_redeem(code=code, user=user)
+    return user
+
+
+def guardian_language(guardian: Guardian) -> str:
+    """The language to write to a guardian in: their choice, else their household's."""
+    supported = dict(settings.LANGUAGES)
+    if guardian.language in supported:
+        return guardian.language
+    for language in guardian.households.order_by("sourced_id").values_list("language", flat=True):
+        if language in supported:
+            return language
+    return settings.LANGUAGE_CODE
+
+
+def activation_resend_candidates(*, now: datetime.datetime | None = None) -> QuerySet[Guardian]:
+    """Guardians with an email on file and no account, in a household where nobody has
+    an account yet, who were not emailed a code in the last ``ACTIVATION_RESEND_DAYS``."""
+    now = now or timezone.now()
+    activated = HouseholdGuardian.objects.filter(guardian__user__isnull=False).values(
+        "household_id"
+    )
+    waiting_households = Household.objects.exclude(pk__in=activated).values("pk")
+    recently_emailed = ActivationEmail.objects.filter(
+        created_at__gt=now - datetime.timedelta(days=settings.ACTIVATION_RESEND_DAYS)
+    ).values("guardian_id")
+    with_email = ContactPoint.objects.filter(kind=ContactPoint.Kind.EMAIL).values("guardian_id")
+    in_waiting = HouseholdGuardian.objects.filter(household_id__in=waiting_households).values(
+        "guardian_id"
+    )
+    return (
+        Guardian.objects.filter(enabled=True, user__isnull=True, pk__in=with_email)
+        .filter(pk__in=in_waiting)
+        .exclude(pk__in=recently_emailed)
+    )
+
+
+def activation_resend_due(*, actor: User | None = None) -> int:
+    """Queue a fresh code by email for every guardian due one; returns how many."""
+    from registration.tasks import activation_code_email_task  # tasks import this module
+
+    guardian_ids = list(activation_resend_candidates().values_list("pk", flat=True))
+    actor_id = actor.pk if actor is not None else None
+    for guardian_id in guardian_ids:
+        transaction.on_commit(
+            partial(activation_code_email_task.delay, guardian_id, "resend", actor_id)
+        )
+    audit_record(
+        action="create",
+        object_type="registration.activationemail",
+        actor=actor,
+        actor_label="" if actor else "scheduled re-send",
+        detail={"queued": len(guardian_ids), "reason": "resend"},
+    )
+    return len(guardian_ids)
+
+
+def activation_code_email(
+    *, guardian: Guardian, reason: str, sent_by: User | None = None
+) -> ActivationEmail | None:
+    """Issue a guardian a new code (the old one stops working) and email it.
+
+    Nothing is sent to a guardian who has an account or no email address, and a
+    scheduled re-send goes to each guardian at most once per re-send period.
+    """
+    if guardian.user_id:
+        return None
+    email = email_on_file(guardian)
+    if not email:
+        return None
+    if reason == "resend" and not activation_resend_candidates().filter(pk=guardian.pk).exists():
+        return None
+    code, clear = activation_code_issue(
+        guardian=guardian,
+        channel=ActivationCode.Channel.EMAIL,
+        issued_by=sent_by,
+        actor_label=reason,
+    )
+    context = {
+        "guardian": guardian,
+        "code": code_display(clear),
+        "expires_on": timezone.localtime(code.expires_at).date(),
+        "activate_url": settings.SITE_URL.rstrip("/") + "/activate/",
+        "district": {
+            "name": settings.DISTRICT_NAME,
+            "help_email": settings.DISTRICT_HELP_EMAIL,
+            "help_phone": settings.DISTRICT_HELP_PHONE,
+        },
+    }
+    with translation.override(guardian_language(guardian)):
+        subject = render_to_string("registration/email/activation_code_subject.txt", context)
+        body = render_to_string("registration/email/activation_code_message.txt", context)
+    send_mail(" ".join(subject.split()), body, settings.DEFAULT_FROM_EMAIL, [email])
+    return ActivationEmail.objects.create(
+        guardian=guardian, email=email, code=code, sent_by=sent_by, reason=reason
+    )
+
+
+def _mailing_household(person: Guardian | Student) -> Household | None:
+    """Where a letter to this person goes: a student's primary household; for a
+    guardian, the first household where they have a child they hold rights for."""
+    if isinstance(person, Student):
+        return (
+            Household.objects.filter(householdstudent__student=person)
+            .order_by("-householdstudent__is_primary", "sourced_id")
+            .first()
+        )
+    households = Household.objects.filter(householdguardian__guardian=person)
+    with_rights = households.filter(
+        householdstudent__student__guardian_links__guardian=person,
+        householdstudent__student__guardian_links__has_education_rights=True,
+    )
+    return with_rights.order_by("sourced_id").first() or households.order_by("sourced_id").first()
+
+
+def activation_letters_issue(
+    *,
+    guardians: Iterable[Guardian] = (),
+    students: Iterable[Student] = (),
+    issued_by: User | None = None,
+    actor_label: str = "",
+) -> list[Letter]:
+    """Issue each person a new code (their old one stops working) and return their
+    letters, sorted by postal code for bulk mail. The codes in the letters are the
+    only copy in clear text."""
+    letters: list[Letter] = []
+    people: list[Guardian | Student] = [*guardians, *students]
+    for person in people:
+        household = _mailing_household(person)
+        children: list[str] = []
+        if isinstance(person, Student):
+            code, clear = activation_code_issue(
+                student=person,
+                channel=ActivationCode.Channel.LETTER,
+                issued_by=issued_by,
+                actor_label=actor_label,
+            )
+            language = household.language if household is not None else ""
+            if language not in dict(settings.LANGUAGES):
+                language = settings.LANGUAGE_CODE
+        else:
+            code, clear = activation_code_issue(
+                guardian=person,
+                channel=ActivationCode.Channel.LETTER,
+                issued_by=issued_by,
+                actor_label=actor_label,
+            )
+            language = guardian_language(person)
+            children = list(
+                Student.objects.filter(guardian_links__guardian=person, enabled=True)
+                .order_by("birth_date", "given_name")
+                .values_list("given_name", flat=True)
+            )
+        is_student = isinstance(person, Student)
+        letters.append(
+            Letter(
+                kind="student" if is_student else "guardian",
+                sourced_id=person.sourced_id,
+                name=person.full_name,
+                street1=household.street1 if household is not None else "",
+                street2=household.street2 if household is not None else "",
+                city=household.city if household is not None else "",
+                state=household.state if household is not None else "",
+                postal_code=household.postal_code if household is not None else "",
+                language=language,
+                code=code_display(clear),
+                expires_on=timezone.localtime(code.expires_at).date(),
+                children=children,
+                household=household.sourced_id if household is not None else "",
+            )
+        )
+    letters.sort(key=lambda letter: (letter.postal_code or "99999", letter.name, letter.sourced_id))
+    return letters

@@ -1,36 +1,48 @@
-"""The front door, and the first page of each area: the guardian's and the staff's."""
+"""Pages for families: the front door, activation, and the guardian's and the
+student's homes."""
 
 from __future__ import annotations
 
-import logging
+import datetime
 
+from allauth.account.utils import complete_signup
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
 from registration import selectors
+from registration.access import is_staff_member, refuse
+from registration.forms import AccountForm, ActivationForm
+from registration.models import ActivationAttempt, ActivationCode, Guardian
+from registration.services import activation_account_create, activation_verify
+from registration.throttle import client_ip, throttle_allows
+from workflow.services import TransitionRefused
 
-security_log = logging.getLogger("security")
+ACTIVATION_SESSION_KEY = "activation"
+# How long, after the code and birth date were accepted, the account form waits.
+ACTIVATION_FORM_MINUTES = 30
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "registration/home.html",
-        {"next_year": selectors.school_year_next()},
-    )
+    return render(request, "registration/home.html", {"next_year": selectors.school_year_next()})
 
 
 @login_required
 def after_sign_in(request: HttpRequest) -> HttpResponse:
     """Send each person to their own area."""
-    if selectors.is_staff_user(request.user):
+    if is_staff_member(request.user):
         return redirect("staff_home")
     if selectors.guardian_for(request.user) is not None:
         return redirect("guardian_home")
+    if selectors.student_for(request.user) is not None:
+        return redirect("student_home")
     messages.warning(
         request,
         _("Your account is not linked to a household yet. Please contact the district."),
@@ -42,7 +54,7 @@ def after_sign_in(request: HttpRequest) -> HttpResponse:
 def guardian_home(request: HttpRequest) -> HttpResponse:
     guardian = selectors.guardian_for(request.user)
     if guardian is None:
-        raise PermissionDenied
+        raise refuse(request, "not a guardian")
     households = selectors.households_of_guardian(guardian)
     links = selectors.links_of_guardian(guardian)
     for household in households:
@@ -51,30 +63,128 @@ def guardian_home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "registration/guardian_home.html",
-        {
-            "guardian": guardian,
-            "households": households,
-            "next_year": selectors.school_year_next(),
-        },
+        {"guardian": guardian, "households": households, "next_year": selectors.school_year_next()},
     )
 
 
 @login_required
-def staff_home(request: HttpRequest) -> HttpResponse:
-    if not selectors.is_staff_user(request.user):
-        security_log.warning(
-            "refused: user %s is not staff, path %s, ip %s",
-            request.user.pk,
-            request.path,
-            request.META.get("REMOTE_ADDR"),
-        )
-        raise PermissionDenied
+def student_home(request: HttpRequest) -> HttpResponse:
+    """A secondary student's own record, read-only."""
+    student = selectors.student_for(request.user)
+    if student is None:
+        raise refuse(request, "not a student")
     return render(
         request,
-        "staff/home.html",
-        {
-            "profile": selectors.staff_profile_for(request.user),
-            "overview": selectors.school_overview(request.user),
-            "current_year": selectors.school_year_current(),
-        },
+        "registration/student_home.html",
+        {"student": student, "households": selectors.households_of_student(student)},
     )
+
+
+def activate(request: HttpRequest) -> HttpResponse:
+    """Step 1 of activation: the code from the letter and a birth date the district holds."""
+    if request.user.is_authenticated:
+        return redirect("after_sign_in")
+    form = ActivationForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        ip_address = client_ip(request)
+        if not throttle_allows("activate", ip_address, settings.ACTIVATION_IP_LIMITS):
+            ActivationAttempt.objects.create(
+                outcome=ActivationAttempt.Outcome.THROTTLED, ip_address=ip_address
+            )
+            refuse(request, "activation throttled")
+            form.add_error(
+                None,
+                _("Too many tries from your connection. Please wait a few minutes and try again."),
+            )
+            status = 429
+        elif form.is_valid():
+            code = activation_verify(
+                code_text=form.cleaned_data["code"],
+                birth_date=form.cleaned_data["birth_date"],
+                ip_address=ip_address,
+            )
+            if code is not None:
+                request.session[ACTIVATION_SESSION_KEY] = {
+                    "code": code.pk,
+                    "at": timezone.now().isoformat(),
+                }
+                return redirect("activate_account")
+            # One message for a wrong code, a used or expired one, a wrong date, a lock.
+            form.add_error(
+                None,
+                _(
+                    "We could not open an account with this code and date of birth. Check both "
+                    "against your letter. After several tries, wait 30 minutes or ask us for a "
+                    "new code."
+                ),
+            )
+    return render(request, "registration/activate.html", {"form": form}, status=status)
+
+
+def _code_in_session(request: HttpRequest) -> ActivationCode | None:
+    state = request.session.get(ACTIVATION_SESSION_KEY)
+    if not state:
+        return None
+    accepted_at = datetime.datetime.fromisoformat(state["at"])
+    if timezone.now() - accepted_at > datetime.timedelta(minutes=ACTIVATION_FORM_MINUTES):
+        return None
+    code = (
+        ActivationCode.objects.select_related("guardian", "student")
+        .filter(pk=state["code"])
+        .first()
+    )
+    return code if code is not None and code.is_usable() else None
+
+
+def activate_account(request: HttpRequest) -> HttpResponse:
+    """Step 2 of activation: the email address and password of the new sign-in."""
+    code = _code_in_session(request)
+    if code is None:
+        messages.error(request, _("Please enter your activation code again."))
+        return redirect("activate")
+    person = code.person
+    initial = {"language": translation.get_language() or "en"}
+    if isinstance(person, Guardian):
+        initial["email"] = selectors.email_on_file(person)
+        household = person.households.order_by("sourced_id").first()
+        if household is not None and household.language in dict(settings.LANGUAGES):
+            initial["language"] = household.language
+    form = AccountForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = activation_account_create(
+                code=code,
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password1"],
+                language=form.cleaned_data["language"],
+            )
+        except (TransitionRefused, ValueError):
+            messages.error(request, _("This code has just been used. Please sign in."))
+            return redirect("account_login")
+        del request.session[ACTIVATION_SESSION_KEY]
+        language = form.cleaned_data["language"]
+        translation.activate(language)
+        response = complete_signup(
+            request, user, settings.ACCOUNT_EMAIL_VERIFICATION, reverse("after_sign_in")
+        )
+        response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, samesite="Lax")
+        return response
+    return render(
+        request,
+        "registration/activate_account.html",
+        {"form": form, "person": person, "is_student": code.student_id is not None},
+    )
+
+
+@require_POST
+def session_extend(request: HttpRequest) -> HttpResponse:
+    """'Stay signed in': any request restarts the idle timer; this one does nothing else."""
+    if not request.user.is_authenticated:
+        return HttpResponse(status=401)
+    if request.headers.get("X-Requested-With") == "fetch":
+        return HttpResponse(status=204)
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, {request.get_host()}):
+        target = reverse("after_sign_in")
+    return redirect(target)

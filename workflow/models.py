@@ -51,3 +51,33 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         who = self.actor or self.actor_label or "system"
         return f"{who} {self.action} {self.object_type} {self.object_id}"
+
+
+class TransitionLog(models.Model):
+    """One state change of one record: who, when, from, to, and why.
+
+    Written by ``workflow.services`` in the transaction that changes the state.
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    object_type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=64)
+    transition = models.CharField(max_length=50)
+    source = models.CharField(max_length=30)
+    target = models.CharField(max_length=30)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="transitions",
+    )
+    actor_label = models.CharField(max_length=150, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["object_type", "object_id", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.object_type} {self.object_id}: {self.source} → {self.target}"
