@@ -1,0 +1,83 @@
+"""Activation letters: one page per person, in their household's language, addressed
+to them by name, ready for a window envelope."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils import translation
+
+from documents.rendering import pdf_from_html
+
+
+@dataclass
+class Letter:
+    kind: str  # "guardian" or "student"
+    sourced_id: str
+    name: str
+    street1: str
+    street2: str
+    city: str
+    state: str
+    postal_code: str
+    language: str
+    code: str  # as printed: 7KQM-3TXA-PW9R-4HCF
+    expires_on: datetime.date
+    children: list[str] = field(default_factory=list)
+    household: str = ""
+
+    @property
+    def address_lines(self) -> list[str]:
+        city_line = " ".join(
+            part
+            for part in (f"{self.city}," if self.city else "", self.state, self.postal_code)
+            if part
+        )
+        return [line for line in (self.street1, self.street2, city_line) if line]
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["expires_on"] = self.expires_on.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Letter:
+        return cls(**{**data, "expires_on": datetime.date.fromisoformat(data["expires_on"])})
+
+
+def _district() -> dict[str, str]:
+    return {
+        "name": settings.DISTRICT_NAME,
+        "help_email": settings.DISTRICT_HELP_EMAIL,
+        "help_phone": settings.DISTRICT_HELP_PHONE,
+        "website": settings.DISTRICT_WEBSITE,
+    }
+
+
+def letter_page_html(letter: Letter, *, today: datetime.date) -> str:
+    """One letter's page, written in the letter's language."""
+    language = letter.language if letter.language in dict(settings.LANGUAGES) else "en"
+    with translation.override(language):
+        return render_to_string(
+            "documents/activation_letter_page.html",
+            {
+                "letter": letter,
+                "language": language,
+                "today": today,
+                "district": _district(),
+                "activate_url": settings.SITE_URL.rstrip("/") + "/activate/",
+            },
+        )
+
+
+def letters_pdf(letters: Sequence[Letter], *, today: datetime.date | None = None) -> bytes:
+    """All ``letters`` as one PDF, a page each, in the order given."""
+    today = today or datetime.date.today()
+    pages = [letter_page_html(letter, today=today) for letter in letters]
+    html = render_to_string("documents/activation_letters.html", {"pages": pages})
+    return pdf_from_html(html)

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+from documents.services import letter_chunk_render
+
+
+@shared_task(acks_late=True, max_retries=3, autoretry_for=(OSError,), retry_backoff=True)
+def letter_chunk_render_task(chunk_id: int, sealed: str) -> None:
+    letter_chunk_render(chunk_id=chunk_id, sealed=sealed)

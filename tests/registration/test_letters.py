@@ -1,0 +1,195 @@
+"""The mail merge: `issue_activation_codes` writes the CSV and the letters PDF."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import stat
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from pypdf import PdfReader
+
+from documents.models import LetterChunk
+from documents.tasks import letter_chunk_render_task
+from registration.activation import code_normalise
+from registration.models import ActivationCode, Guardian, Student
+from registration.services import activation_verify
+from workflow.models import AuditEvent
+
+SECONDARY = {"stu-002", "stu-004", "stu-007", "stu-008", "stu-009"}  # grades 6 and up
+GUARDIANS = {f"par-{n:03d}" for n in range(1, 12)}
+
+
+def read_csv(path):
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def page_texts(path):
+    return [" ".join((page.extract_text() or "").split()) for page in PdfReader(path).pages]
+
+
+@pytest.fixture
+def merge(transactional_db, sample_district, tmp_path, settings, capsys):
+    """Runs the command with real commits: chunks are queued after commit, as in
+    production, and rendered by the in-process worker."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.ACTIVATION_LETTER_CHUNK = 4  # several chunks, joined in order
+
+    def run(*args):
+        out, letters = tmp_path / "codes.csv", tmp_path / "letters.pdf"
+        call_command("issue_activation_codes", "--out", str(out), "--letters", str(letters), *args)
+        return out, letters, capsys.readouterr().out
+
+    return run
+
+
+def test_one_code_per_guardian_and_secondary_student(merge):
+    out, _letters, printed = merge()
+    rows = read_csv(out)
+    assert {r["sourced_id"] for r in rows if r["kind"] == "guardian"} == GUARDIANS
+    assert {r["sourced_id"] for r in rows if r["kind"] == "student"} == SECONDARY
+    assert "Issued 16 codes (11 guardians, 5 students)" in printed
+    assert list(rows[0]) == [
+        "kind",
+        "sourced_id",
+        "name",
+        "household",
+        "street1",
+        "street2",
+        "city",
+        "state",
+        "postal_code",
+        "language",
+        "code",
+        "expires_on",
+    ]
+    jose = next(r for r in rows if r["sourced_id"] == "par-002")
+    assert (
+        jose["name"],
+        jose["household"],
+        jose["street1"],
+        jose["street2"],
+        jose["city"],
+        jose["state"],
+        jose["postal_code"],
+        jose["language"],
+    ) == (
+        "José Ángel García",
+        "hh-001",
+        "1450 Alameda de las Pulgas",
+        "Apt 4, Building B",
+        "Riverside",
+        "CA",
+        "95202",
+        "es",
+    )
+    assert jose["expires_on"] == (datetime.date.today() + datetime.timedelta(days=90)).isoformat()
+    # Sorted by postal code for bulk mail.
+    postal_codes = [r["postal_code"] for r in rows]
+    assert postal_codes == sorted(postal_codes)
+    # Only the file's owner can read it.
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+def test_every_code_in_the_file_opens_its_account(merge):
+    out, _letters, _printed = merge()
+    facts = {"par-002": datetime.date(2018, 3, 14), "stu-004": datetime.date(2011, 1, 22)}
+    rows = {r["sourced_id"]: r for r in read_csv(out)}
+    for sourced_id, birth_date in facts.items():
+        code = activation_verify(
+            code_text=rows[sourced_id]["code"], birth_date=birth_date, ip_address="127.0.0.1"
+        )
+        assert code is not None and code.person.sourced_id == sourced_id
+
+
+def test_the_letters_one_page_each_with_name_code_and_language(merge):
+    out, letters, printed = merge()
+    rows = read_csv(out)
+    pages = page_texts(letters)
+    assert len(pages) == len(rows) == 16
+    assert "Letters: 16 pages" in printed
+    for row, text in zip(rows, pages, strict=True):
+        assert row["name"] in text, row["name"]
+        assert row["code"] in text
+        assert "the parent/guardian of" not in text.lower()
+        if row["language"] == "es":
+            assert f"Estimado/a {row['name']}" in text
+            assert "Su código:" in text
+        else:
+            assert f"Dear {row['name']}" in text
+            assert "Your code:" in text
+        assert "/activate/" in text
+        assert "registration@riverside.example.org" in text
+    by_name = {row["name"]: text for row, text in zip(rows, pages, strict=True)}
+    assert "your own date of birth" in by_name["Zoë O'Brien"]
+    assert "Sofía" in by_name["José Ángel García"] and "Mateo" in by_name["José Ángel García"]
+    assert "Bjørnstad" in by_name["Ingrid Bjørnstad"]
+
+
+def test_chunks_are_rendered_by_tasks_with_sealed_payloads_and_removed_after(merge, monkeypatch):
+    sent = []
+    real_delay = letter_chunk_render_task.delay
+
+    def recording_delay(chunk_id, sealed):
+        sent.append(sealed)
+        return real_delay(chunk_id, sealed)
+
+    monkeypatch.setattr(letter_chunk_render_task, "delay", recording_delay)
+    out, _letters, _printed = merge()
+    codes = [r["code"] for r in read_csv(out)]
+    assert len(sent) == 4  # 16 letters, 4 per chunk
+    for payload in sent:
+        for code in codes:
+            assert code not in payload and code_normalise(code) not in payload
+    chunks = LetterChunk.objects.all()
+    assert chunks.count() == 4
+    assert all(chunk.rendered_at and not chunk.pdf for chunk in chunks)
+
+
+def test_issuing_again_makes_the_earlier_codes_stop_working(merge):
+    first, _letters, _printed = merge()
+    old = {r["sourced_id"]: r["code"] for r in read_csv(first)}
+    merge()
+    code = activation_verify(
+        code_text=old["par-002"], birth_date=datetime.date(2018, 3, 14), ip_address="127.0.0.1"
+    )
+    assert code is None
+    assert ActivationCode.objects.filter(state="issued").count() == 16
+    assert ActivationCode.objects.filter(state="revoked").count() == 16
+
+
+def test_only_unactivated_skips_people_with_an_account(merge, guardian_user):
+    out, _letters, _printed = merge("--only-unactivated")
+    ids = {r["sourced_id"] for r in read_csv(out)}
+    assert "par-002" not in ids
+    assert len(ids) == 15
+
+
+def test_one_school(merge):
+    out, _letters, _printed = merge("--school", "sch-high")
+    ids = {r["sourced_id"] for r in read_csv(out)}
+    # Zoë, Gianna, Minh and their guardians.
+    assert ids == {"stu-004", "stu-007", "stu-008", "par-003", "par-004", "par-008", "par-009"}
+
+
+def test_an_unknown_school_is_refused(sample_district, tmp_path):
+    with pytest.raises(CommandError, match="no school has the sourcedId 'nope'"):
+        call_command("issue_activation_codes", "--out", str(tmp_path / "c.csv"), "--school", "nope")
+
+
+def test_the_run_is_audited_without_codes(merge):
+    out, _letters, _printed = merge()
+    event = AuditEvent.objects.get(object_type="registration.activationcode", action="create")
+    assert event.detail["codes"] == 16
+    for row in read_csv(out):
+        assert row["code"] not in str(event.detail)
+
+
+def test_a_guardian_without_children_gets_no_letter(merge):
+    lonely = Guardian.objects.create(sourced_id="par-999", given_name="Pat", family_name="Lee")
+    out, _letters, _printed = merge()
+    assert lonely.sourced_id not in {r["sourced_id"] for r in read_csv(out)}
+    assert not Student.objects.filter(guardian_links__guardian=lonely).exists()
