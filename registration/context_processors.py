@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
 
 def district(request: HttpRequest) -> dict[str, object]:
@@ -15,4 +16,27 @@ def district(request: HttpRequest) -> dict[str, object]:
             "help_phone": settings.DISTRICT_HELP_PHONE,
             "website": settings.DISTRICT_WEBSITE,
         }
+    }
+
+
+def staff_role(request: HttpRequest) -> dict[str, object]:
+    """The signed-in staff member's role, looked up only by pages that ask for it."""
+
+    def role() -> str:
+        from registration.selectors import staff_profile_for
+
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return ""
+        if user.is_superuser:
+            return "superuser"
+        profile = staff_profile_for(user)
+        return profile.role if profile is not None else ""
+
+    return {
+        "staff_role": SimpleLazyObject(role),
+        "session": {
+            "idle_seconds": settings.SESSION_COOKIE_AGE,
+            "warning_seconds": settings.SESSION_EXPIRY_WARNING_SECONDS,
+        },
     }

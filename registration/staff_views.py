@@ -1,0 +1,156 @@
+"""Staff pages about the district's records and accounts: the overview, finding a
+guardian, a lost letter, activation rates and code re-sends."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Prefetch
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import urlencode
+from django.views.decorators.http import require_POST
+
+from documents.letters import letters_pdf
+from registration import selectors
+from registration.access import OFFICE, REGISTRAR, staff_required
+from registration.models import ActivationCode, ActivationEmail, Guardian, HouseholdGuardian
+from registration.services import (
+    activation_code_email,
+    activation_letters_issue,
+    activation_resend_candidates,
+    activation_resend_due,
+)
+from workflow.services import audit_record
+
+
+@staff_required()
+def staff_home(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "staff/home.html",
+        {
+            "profile": selectors.staff_profile_for(request.user),
+            "overview": selectors.school_overview(request.user),
+            "current_year": selectors.school_year_current(),
+        },
+    )
+
+
+@staff_required(REGISTRAR, OFFICE)
+def guardian_search(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()
+    results = selectors.guardian_search(selectors.guardians_visible_to(request.user), query)
+    page = Paginator(
+        results.prefetch_related(
+            Prefetch(
+                "householdguardian_set",
+                queryset=HouseholdGuardian.objects.select_related("household"),
+            )
+        ),
+        25,
+    ).get_page(request.GET.get("page"))
+    if query:
+        audit_record(
+            action="list",
+            object_type="registration.guardian",
+            request=request,
+            detail={"query": query[:200], "results": page.paginator.count},
+        )
+    return render(
+        request,
+        "staff/guardian_search.html",
+        {"query": query, "page": page, "querystring": urlencode({"q": query})},
+    )
+
+
+def _guardian_or_404(request: HttpRequest, pk: int) -> Guardian:
+    guardian = selectors.guardians_visible_to(request.user).filter(pk=pk).first()
+    if guardian is None:
+        # The same answer for a guardian who does not exist and one of another school.
+        raise Http404
+    return guardian
+
+
+@staff_required(REGISTRAR, OFFICE)
+def guardian_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    guardian = _guardian_or_404(request, pk)
+    audit_record(action="view", obj=guardian, request=request)
+    return render(
+        request,
+        "staff/guardian_detail.html",
+        {
+            "guardian": guardian,
+            "households": selectors.households_of_guardian(guardian),
+            "email": selectors.email_on_file(guardian),
+            "code": guardian.codes.order_by("-created_at").first(),
+            "code_emails": ActivationEmail.objects.filter(guardian=guardian)
+            .select_related("sent_by")
+            .order_by("-created_at")[:10],
+            "ActivationCode": ActivationCode,
+        },
+    )
+
+
+@require_POST
+@staff_required(REGISTRAR, OFFICE)
+def guardian_letter(request: HttpRequest, pk: int) -> HttpResponse:
+    """A new code on a printed letter, for a guardian who lost theirs; the old code
+    stops working. The PDF is the only copy of the code."""
+    guardian = _guardian_or_404(request, pk)
+    if guardian.user_id:
+        messages.warning(request, "This guardian already has an account; no code was issued.")
+        return redirect("staff_guardian", pk=pk)
+    letters = activation_letters_issue(
+        guardians=[guardian], issued_by=request.user, actor_label="lost letter"
+    )
+    audit_record(
+        action="create", obj=guardian, request=request, detail={"activation_code": "letter"}
+    )
+    response = HttpResponse(letters_pdf(letters), content_type="application/pdf")
+    response["Content-Disposition"] = (
+        f'attachment; filename="activation-letter-{guardian.sourced_id}.pdf"'
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@staff_required(REGISTRAR, OFFICE)
+def guardian_email_code(request: HttpRequest, pk: int) -> HttpResponse:
+    guardian = _guardian_or_404(request, pk)
+    sent = activation_code_email(guardian=guardian, reason="staff", sent_by=request.user)
+    if sent is None:
+        messages.warning(
+            request, "No code was sent: this guardian has an account or no email address."
+        )
+    else:
+        audit_record(
+            action="create", obj=guardian, request=request, detail={"activation_code": "email"}
+        )
+        messages.success(
+            request, f"A new code is on its way to {sent.email}. The previous code no longer works."
+        )
+    return redirect("staff_guardian", pk=pk)
+
+
+@staff_required(REGISTRAR)
+def activation_overview(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "staff/activation.html",
+        {
+            "rates": selectors.activation_rates(request.user),
+            "due": activation_resend_candidates().count(),
+            "resend_days": settings.ACTIVATION_RESEND_DAYS,
+        },
+    )
+
+
+@require_POST
+@staff_required(REGISTRAR)
+def activation_resend(request: HttpRequest) -> HttpResponse:
+    queued = activation_resend_due(actor=request.user)
+    messages.success(request, f"New codes are being emailed to {queued} guardian(s).")
+    return redirect("staff_activation")
