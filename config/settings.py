@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
     "simple_history",
     "phonenumber_field",
     "registration",
@@ -90,6 +91,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "registration.access.StaffMFAMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
 
@@ -108,6 +110,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "registration.context_processors.district",
+                "registration.context_processors.staff_role",
             ],
         },
     },
@@ -167,9 +170,36 @@ ACCOUNT_RATE_LIMITS = {
     "login_failed": "10/m/ip,5/5m/key",
     "reset_password": "20/m/ip,5/m/key",
 }
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_EMAIL_SUBJECT_PREFIX = f"{DISTRICT_SHORT_NAME}: "
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "after_sign_in"
 ACCOUNT_LOGOUT_REDIRECT_URL = "home"
+# Staff sign in with a second factor (TOTP); secrets are encrypted at rest.
+MFA_ADAPTER = "registration.accounts.MFAAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = DISTRICT_SHORT_NAME
+# Accept the code of the previous and next 30 seconds too (clocks drift).
+MFA_TOTP_TOLERANCE = 1
+
+# Sessions end after 30 idle minutes; every request starts the 30 minutes again.
+SESSION_COOKIE_AGE = env.int("SESSION_IDLE_SECONDS", default=30 * 60)
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRY_WARNING_SECONDS = 120
+
+# Account activation by code (see registration/activation.py).
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+ACTIVATION_CODE_DAYS = env.int("ACTIVATION_CODE_DAYS", default=90)
+ACTIVATION_STUDENT_MIN_GRADE = env.str("ACTIVATION_STUDENT_MIN_GRADE", default="06")
+ACTIVATION_RESEND_DAYS = env.int("ACTIVATION_RESEND_DAYS", default=14)
+ACTIVATION_LOCKOUT_FAILURES = 5
+ACTIVATION_LOCKOUT_MINUTES = 30
+# Attempts per IP address: (count, seconds) windows.
+ACTIVATION_IP_LIMITS = [(10, 60), (40, 3600)]
+ACTIVATION_LETTER_CHUNK = env.int("ACTIVATION_LETTER_CHUNK", default=250)
+# Keys derived for separate purposes; set them explicitly to rotate SECRET_KEY alone.
+ACTIVATION_CODE_KEY = env.str("ACTIVATION_CODE_KEY", default="") or f"activation:{SECRET_KEY}"
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[]) or [f"fields:{SECRET_KEY}"]
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("es", _("Spanish"))]
@@ -217,8 +247,8 @@ DEFAULT_FROM_EMAIL = env.str(
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Celery: a real broker when CELERY_BROKER_URL is set, otherwise tasks run in-process.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_ALWAYS_EAGER = not env.str("CELERY_BROKER_URL", default="")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or "memory://"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 CELERY_TASK_ACKS_LATE = True
@@ -227,6 +257,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=600)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=540)
 CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE = {
+    "email-new-codes-to-households-nobody-activated": {
+        "task": "registration.tasks.activation_resend_due_task",
+        "schedule": 24 * 60 * 60,
+    },
+    "expire-activation-codes": {
+        "task": "registration.tasks.activation_codes_expire_task",
+        "schedule": 60 * 60,
+    },
+}
 
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
@@ -261,6 +301,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
     },
 }
 

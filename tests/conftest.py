@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 
+from registration.mfa import totp_code, totp_enrol, totp_secret
 from registration.models import Guardian, School, StaffProfile
 from registration.services import guardian_account_create, roster_import, staff_account_create
 
@@ -36,6 +38,18 @@ def _guardian_user(sourced_id: str, email: str):
     return guardian_account_create(guardian=guardian, email=email, password=PASSWORD)
 
 
+def sign_in(client, user, password: str = PASSWORD):
+    """Sign in through the pages, answering the second-factor step when there is one.
+    Returns the response that ends the sign-in (a redirect into the product)."""
+    response = client.post(reverse("account_login"), {"login": user.email, "password": password})
+    assert response.status_code == 302, response.content[:300]
+    if response.url == reverse("mfa_authenticate"):
+        code = totp_code(totp_secret(user))
+        response = client.post(reverse("mfa_authenticate"), {"code": code})
+        assert response.status_code == 302, response.content[:500]
+    return response
+
+
 def _staff_user(email: str, role: str, school_ids: tuple[str, ...] = (), roster_id: str = ""):
     profile = StaffProfile.objects.get(sourced_id=roster_id) if roster_id else None
     given, family = (
@@ -52,6 +66,7 @@ def _staff_user(email: str, role: str, school_ids: tuple[str, ...] = (), roster_
         schools=School.objects.filter(sourced_id__in=school_ids),
         profile=profile,
     )
+    totp_enrol(user=staff.user)
     return staff.user
 
 
@@ -99,3 +114,13 @@ def registrar_user(sample_district):
 @pytest.fixture
 def finance_user(sample_district):
     return _staff_user("finance@riverside.example.org", StaffProfile.Role.FINANCE)
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Rate limits and used TOTP codes live in the cache: start each test with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -7,13 +7,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from tests.conftest import PASSWORD
-
-
-def sign_in(client, user):
-    response = client.post(reverse("account_login"), {"login": user.email, "password": PASSWORD})
-    assert response.status_code == 302, response.content[:300]
-    return response
+from tests.conftest import PASSWORD, sign_in
 
 
 @pytest.mark.django_db
@@ -46,7 +40,8 @@ def test_the_language_switch_turns_the_site_spanish(client):
     assert "Lo que necesitará" in html
     assert ">English<" in html
     login = client.get(reverse("account_login")).content.decode()
-    assert "¿Olvidó su contraseña?" in login
+    assert "¿Ha olvidado su contraseña?" in login
+    assert "Actívela con el código de su carta" in login
 
 
 @pytest.mark.django_db
@@ -84,7 +79,7 @@ def test_a_guardian_lands_on_their_family(guardian_user, client, django_assert_m
     assert landing.url == reverse("after_sign_in")
     response = client.get(landing.url)
     assert response.url == reverse("guardian_home")
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(14):
         response = client.get(reverse("guardian_home"))
     html = response.content.decode()
     assert "Hello, José Ángel" in html
@@ -111,7 +106,7 @@ def test_the_guardian_page_does_not_grow_with_the_family(
     other_guardian_user, client, django_assert_max_num_queries
 ):
     sign_in(client, other_guardian_user)
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(14):
         html = client.get(reverse("guardian_home")).content.decode()
     assert "Liam O&#x27;Brien" in html and "Zoë O&#x27;Brien" in html
     assert "García" not in html
@@ -152,7 +147,7 @@ def test_signed_out_visitors_are_sent_to_sign_in(db, client):
 def test_office_staff_see_only_their_school(office_user, client, django_assert_max_num_queries):
     landing = sign_in(client, office_user)
     assert client.get(landing.url).url == reverse("staff_home")
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(12):
         response = client.get(reverse("staff_home"))
     html = response.content.decode()
     assert "Las Lomas Elementary" in html
@@ -171,7 +166,7 @@ def test_other_school_office_staff_see_only_theirs(other_school_office_user, cli
 
 def test_the_registrar_sees_every_school(registrar_user, client, django_assert_max_num_queries):
     sign_in(client, registrar_user)
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(12):
         html = client.get(reverse("staff_home")).content.decode()
     for school in ("Las Lomas Elementary", "Sequoia Middle School", "Mission Ridge High School"):
         assert school in html

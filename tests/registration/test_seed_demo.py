@@ -11,6 +11,7 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 
 from registration import models as m
+from registration.mfa import totp_code
 from registration.roster.synthetic import generate_district
 from workflow.models import AuditEvent
 
@@ -66,12 +67,12 @@ def test_running_it_again_changes_nothing(demo, capsys):
 
 def test_every_printed_sign_in_works_and_lands_in_its_area(demo, client):
     password = re.search(r"password: (\S+)\)", demo).group(1)
-    sign_ins = dict(
-        line.strip().rsplit(None, 1)[::-1]
-        for line in demo.split("Demo sign-ins", 1)[1].splitlines()[1:]
-        if line.strip()
+    sign_ins = re.findall(
+        r"^  (\S.*?)\s{2,}(\S+@\S+)(?:  authenticator secret ([A-Z2-7]+))?$",
+        demo.split("Demo sign-ins", 1)[1],
+        re.MULTILINE,
     )
-    roles = " ".join(sign_ins.values())
+    roles = " ".join(role for role, _email, _secret in sign_ins)
     for role in (
         "registrar",
         "finance",
@@ -81,14 +82,27 @@ def test_every_printed_sign_in_works_and_lands_in_its_area(demo, client):
         "district administrator",
     ):
         assert role in roles
-    for email, role in sign_ins.items():
+    for role, email, secret in sign_ins:
+        is_guardian = role.startswith("guardian")
+        assert bool(secret) is not is_guardian, role
         response = client.post(reverse("account_login"), {"login": email, "password": password})
         assert response.status_code == 302, (role, response.content[:500])
+        if secret:
+            # Staff answer the second factor with the printed secret's current code.
+            assert response.url == reverse("mfa_authenticate")
+            response = client.post(reverse("mfa_authenticate"), {"code": totp_code(secret)})
+            assert response.status_code == 302
         landing = client.get(response.url, follow=True)
-        expected = "guardian_home" if role.startswith("guardian") else "staff_home"
+        expected = "guardian_home" if is_guardian else "staff_home"
         assert landing.resolver_match.url_name == expected, role
         assert landing.status_code == 200
         client.logout()
+
+
+def test_the_code_helper_prints_the_current_code(demo, capsys):
+    secret = re.search(r"registrar@example.org  authenticator secret (\S+)", demo).group(1)
+    call_command("totp_code", "registrar@example.org")
+    assert capsys.readouterr().out.strip() == totp_code(secret)
 
 
 def test_it_never_runs_in_production(db, settings):

@@ -4,12 +4,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count
 from django.utils import timezone
 
 from registration.management.commands.import_roster import format_report
+from registration.mfa import totp_enrol
 from registration.models import ContactPoint, Guardian, School, StaffProfile, User
 from registration.roster.synthetic import current_school_year, generate_district
 from registration.services import guardian_account_create, roster_import, staff_account_create
@@ -59,10 +61,16 @@ class Command(BaseCommand):
         sign_ins = self.accounts(options["password"])
         self.stdout.write("")
         self.stdout.write(f"Demo sign-ins (password: {options['password']}):")
-        for role, email in sign_ins:
-            self.stdout.write(f"  {role:<28} {email}")
+        for role, email, secret in sign_ins:
+            extra = f"  authenticator secret {secret}" if secret else ""
+            self.stdout.write(f"  {role:<36} {email}{extra}")
+        self.stdout.write(
+            "Staff sign in with a second factor: add the secret to an authenticator app, or "
+            "print the current code with `python manage.py totp_code EMAIL`."
+        )
 
-    def accounts(self, password: str) -> list[tuple[str, str]]:
+    def accounts(self, password: str) -> list[tuple[str, str, str]]:
+        """(role, email, authenticator secret) of every demo sign-in."""
         sign_ins = []
         admin = User.objects.filter(email="admin@example.org").first() or User(
             username="admin@example.org", email="admin@example.org"
@@ -71,29 +79,19 @@ class Command(BaseCommand):
         admin.first_name, admin.last_name = "District", "Administrator"
         admin.set_password(password)
         admin.save()
-        from allauth.account.models import EmailAddress
-
         EmailAddress.objects.update_or_create(
             user=admin, email=admin.email, defaults={"verified": True, "primary": True}
         )
-        sign_ins.append(("district administrator", admin.email))
+        sign_ins.append(("district administrator", admin.email, totp_enrol(user=admin)))
 
-        staff_account_create(
-            email="registrar@example.org",
-            role=StaffProfile.Role.REGISTRAR,
-            given_name="Rosa",
-            family_name="Delgado",
-            password=password,
-        )
-        sign_ins.append(("registrar", "registrar@example.org"))
-        staff_account_create(
-            email="finance@example.org",
-            role=StaffProfile.Role.FINANCE,
-            given_name="Frank",
-            family_name="Okafor",
-            password=password,
-        )
-        sign_ins.append(("finance", "finance@example.org"))
+        for email, role, given, family in (
+            ("registrar@example.org", StaffProfile.Role.REGISTRAR, "Rosa", "Delgado"),
+            ("finance@example.org", StaffProfile.Role.FINANCE, "Frank", "Okafor"),
+        ):
+            staff = staff_account_create(
+                email=email, role=role, given_name=given, family_name=family, password=password
+            )
+            sign_ins.append((str(role.label).lower(), email, totp_enrol(user=staff.user)))
 
         first_school = School.objects.order_by("sourced_id").first()
         for role, label in (
@@ -108,7 +106,7 @@ class Command(BaseCommand):
             )
             if profile is None:
                 continue
-            staff_account_create(
+            staff = staff_account_create(
                 email=profile.email,
                 role=role,
                 given_name=profile.given_name,
@@ -116,7 +114,9 @@ class Command(BaseCommand):
                 password=password,
                 profile=profile,
             )
-            sign_ins.append((f"{label}, {first_school}", profile.email))
+            sign_ins.append(
+                (f"{label}, {first_school}", profile.email, totp_enrol(user=staff.user))
+            )
 
         for language, label in (("en", "guardian"), ("es", "guardian (Spanish)")):
             guardian = self.demo_guardian(language)
@@ -128,7 +128,7 @@ class Command(BaseCommand):
                 .first()
             )
             guardian_account_create(guardian=guardian, email=email or "", password=password)
-            sign_ins.append((label, email or ""))
+            sign_ins.append((label, email or "", ""))
         return sign_ins
 
     def demo_guardian(self, language: str) -> Guardian | None:
