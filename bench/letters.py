@@ -109,7 +109,9 @@ def measure(count: int, workdir: Path) -> dict[str, object]:
         "letters_seconds": round(letters_seconds, 2),
         "baseline_seconds": round(baseline_seconds, 2),
         "rss_after_first_chunk_mib": round(samples[0], 1),
+        "rss_after_middle_chunk_mib": round(samples[len(samples) // 2], 1),
         "rss_after_last_chunk_mib": round(samples[-1], 1),
+        "rss_per_chunk_mib": [round(sample) for sample in samples],
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "pdf_bytes": (workdir / "letters.pdf").stat().st_size,
     }
