@@ -25,7 +25,8 @@ security_log = logging.getLogger("security")
 View = Callable[..., HttpResponse]
 
 
-def refuse(request: HttpRequest, reason: str) -> PermissionDenied:
+def log_refusal(request: HttpRequest, reason: str) -> None:
+    """Who was refused what, and from where; never what they typed."""
     security_log.warning(
         "refused: %s; user %s, path %s, ip %s",
         reason,
@@ -33,6 +34,11 @@ def refuse(request: HttpRequest, reason: str) -> PermissionDenied:
         request.path,
         request.META.get("REMOTE_ADDR"),
     )
+
+
+def refuse(request: HttpRequest, reason: str) -> PermissionDenied:
+    """Log the refusal and return the exception to raise."""
+    log_refusal(request, reason)
     return PermissionDenied(reason)
 
 

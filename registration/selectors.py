@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
+from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
@@ -53,31 +55,26 @@ def school_year_next(*, today: datetime.date | None = None) -> AcademicSession |
     )
 
 
-def staff_profile_for(user: User) -> StaffProfile | None:
+def _own_record(user: User, attribute: str) -> Any:
+    """The record a signed-in user is (their staff profile, guardian, student), or None."""
     if not user.is_authenticated:
         return None
     try:
-        return user.staff_profile
-    except StaffProfile.DoesNotExist:
+        return getattr(user, attribute)
+    except ObjectDoesNotExist:
         return None
+
+
+def staff_profile_for(user: User) -> StaffProfile | None:
+    return _own_record(user, "staff_profile")
 
 
 def guardian_for(user: User) -> Guardian | None:
-    if not user.is_authenticated:
-        return None
-    try:
-        return user.guardian
-    except Guardian.DoesNotExist:
-        return None
+    return _own_record(user, "guardian")
 
 
 def student_for(user: User) -> Student | None:
-    if not user.is_authenticated:
-        return None
-    try:
-        return user.student
-    except Student.DoesNotExist:
-        return None
+    return _own_record(user, "student")
 
 
 def schools_visible_to(user: User) -> QuerySet[School]:

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from registration import selectors
-from registration.access import is_staff_member, refuse
+from registration.access import is_staff_member, log_refusal, refuse
 from registration.forms import AccountForm, ActivationForm
 from registration.models import ActivationAttempt, ActivationCode, Guardian
 from registration.services import activation_account_create, activation_verify
@@ -92,7 +92,7 @@ def activate(request: HttpRequest) -> HttpResponse:
             ActivationAttempt.objects.create(
                 outcome=ActivationAttempt.Outcome.THROTTLED, ip_address=ip_address
             )
-            refuse(request, "activation throttled")
+            log_refusal(request, "activation throttled")
             form.add_error(
                 None,
                 _("Too many tries from your connection. Please wait a few minutes and try again."),
