@@ -291,6 +291,12 @@ if PRODUCTION:
     CSRF_COOKIE_SECURE = True
     if env.bool("BEHIND_TLS_PROXY", default=True):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many load balancers in front of the web servers append to X-Forwarded-For: the
+# visitor's address (rate limits, logs) is read from there instead of the socket.
+TRUSTED_PROXY_HOPS = env.int(
+    "TRUSTED_PROXY_HOPS",
+    default=1 if PRODUCTION and env.bool("BEHIND_TLS_PROXY", default=True) else 0,
+)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -45,16 +45,24 @@ def letter_run_start(*, letters: Sequence[Letter], created_by: User | None = Non
 
 
 def letter_chunk_render(*, chunk_id: int, sealed: str) -> None:
-    """Render one chunk into its PDF. Rendering it again changes nothing."""
+    """Render one chunk into its PDF. Delivered twice, it renders at most once into
+    storage: the file has a fixed name and only the first to finish records it."""
     chunk = LetterChunk.objects.get(pk=chunk_id)
     if chunk.rendered_at is not None:
         return
     letters = [Letter.from_json(data) for data in json.loads(decrypt_text(sealed))]
-    chunk.pdf.save(
-        f"run-{chunk.run_id}-{chunk.index}.pdf", ContentFile(letters_pdf(letters)), save=False
+    pdf = letters_pdf(letters)
+    storage = chunk.pdf.storage
+    name = f"letter-chunks/run-{chunk.run_id}-{chunk.index}.pdf"
+    if storage.exists(name):
+        storage.delete(name)  # a half-finished earlier delivery
+    saved = storage.save(name, ContentFile(pdf))
+    claimed = LetterChunk.objects.filter(pk=chunk.pk, rendered_at__isnull=True).update(
+        pdf=saved, rendered_at=timezone.now()
     )
-    chunk.rendered_at = timezone.now()
-    chunk.save(update_fields=["pdf", "rendered_at"])
+    if not claimed and saved != name:
+        # Another delivery finished first: its file is the one kept.
+        storage.delete(saved)
 
 
 def letter_run_join(

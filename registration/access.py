@@ -19,6 +19,7 @@ from django.utils.http import urlencode
 
 from registration.models import StaffProfile
 from registration.selectors import staff_profile_for
+from registration.throttle import client_ip
 
 security_log = logging.getLogger("security")
 
@@ -32,7 +33,7 @@ def log_refusal(request: HttpRequest, reason: str) -> None:
         reason,
         request.user.pk,
         request.path,
-        request.META.get("REMOTE_ADDR"),
+        client_ip(request),
     )
 
 
@@ -43,10 +44,13 @@ def refuse(request: HttpRequest, reason: str) -> PermissionDenied:
 
 
 def is_staff_member(user: Any) -> bool:
-    return bool(
-        user.is_authenticated
-        and (user.is_superuser or user.is_staff or staff_profile_for(user) is not None)
-    )
+    """Superusers, admin users, and people with an enabled staff profile."""
+    if not user.is_authenticated:
+        return False
+    if user.is_superuser or user.is_staff:
+        return True
+    profile = staff_profile_for(user)
+    return profile is not None and profile.enabled
 
 
 def has_totp(user: Any) -> bool:

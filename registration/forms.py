@@ -12,6 +12,7 @@ from django.utils.translation import get_language_info
 from django.utils.translation import gettext_lazy as _
 
 from registration.activation import code_normalise
+from registration.models import User
 from registration.services import email_in_use
 
 DATE_FORMATS = ["%Y-%m-%d", "%m/%d/%Y", "%m-%d-%Y", "%m/%d/%y"]
@@ -57,6 +58,11 @@ class ActivationForm(forms.Form):
 
 
 class AccountForm(forms.Form):
+    EMAIL_TAKEN = _(
+        "This email address already belongs to an account. Each parent or guardian "
+        "needs their own address. If the account is yours, sign in instead."
+    )
+
     email = forms.EmailField(
         label=_("Email address"),
         help_text=_("You will sign in with it, and we will send a link to check it."),
@@ -86,13 +92,7 @@ class AccountForm(forms.Form):
     def clean_email(self) -> str:
         email: str = self.cleaned_data["email"]
         if email_in_use(email):
-            raise forms.ValidationError(
-                _(
-                    "This email address already belongs to an account. Each parent or guardian "
-                    "needs their own address. If the account is yours, sign in instead."
-                ),
-                code="taken",
-            )
+            raise forms.ValidationError(self.EMAIL_TAKEN, code="taken")
         return email
 
     def clean(self) -> dict[str, Any]:
@@ -102,7 +102,9 @@ class AccountForm(forms.Form):
             self.add_error("password2", _("The two passwords are not the same."))
         elif first:
             try:
-                password_validation.validate_password(first)
+                # Measured against the address too: no password like the email.
+                candidate = User(email=cleaned.get("email", ""), username=cleaned.get("email", ""))
+                password_validation.validate_password(first, user=candidate)
             except forms.ValidationError as error:
                 self.add_error("password1", error)
         return cleaned

@@ -31,7 +31,8 @@ ALL_SCHOOL_ROLES = {StaffProfile.Role.REGISTRAR, StaffProfile.Role.FINANCE}
 
 
 def school_year_current(*, today: datetime.date | None = None) -> AcademicSession | None:
-    """The school year running today, or the last one that ended."""
+    """The school year running today (or the last that started); before any has
+    started, the first one."""
     today = today or timezone.localdate()
     years = AcademicSession.objects.filter(session_type=AcademicSession.SessionType.SCHOOL_YEAR)
     return (
@@ -95,6 +96,8 @@ def students_visible_to(user: User) -> QuerySet[Student]:
     own classes."""
     profile = staff_profile_for(user)
     if profile is not None and profile.role == StaffProfile.Role.TEACHER:
+        if not profile.enabled:
+            return Student.objects.none()
         return Student.objects.filter(enrollments__section__teaching__teacher=profile).distinct()
     return Student.objects.filter(school__in=schools_visible_to(user))
 

@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
-from documents.letters import Letter
+from documents.letters import Letter, letters_pdf
 from registration.activation import code_display, code_lookup, code_matches, code_normalise
 from registration.models import (
     ActivationAttempt,
@@ -68,10 +68,15 @@ def roster_export(*, folder: Path, actor_label: str = "") -> ExportReport:
 
 
 def registrar_group_ensure() -> Group:
-    """The group whose members may view, add and change records in the admin."""
+    """The group whose members may view, add and change the district's records in the
+    admin. They never delete, never edit sign-ins (no way to make anyone a superuser)
+    and only read the logs."""
     group, _ = Group.objects.get_or_create(name=REGISTRAR_GROUP)
-    permissions = Permission.objects.filter(content_type__app_label__in=REGISTRAR_APPS).exclude(
-        codename__startswith="delete_"
+    permissions = (
+        Permission.objects.filter(content_type__app_label__in=REGISTRAR_APPS)
+        .exclude(codename__startswith="delete_")
+        .exclude(content_type__model="user")
+        .exclude(content_type__app_label="workflow", codename__regex=r"^(add|change)_")
     )
     group.permissions.set(permissions)
     return group
@@ -132,8 +137,9 @@ def staff_account_create(
 
 @transaction.atomic
 def guardian_account_create(*, guardian: Guardian, email: str, password: str) -> User:
-    """Make a guardian's sign-in with a verified email (activation does this once the
-    code and a family fact are checked)."""
+    """Give a guardian a sign-in with a verified email straight away, without a code:
+    for the demo and for support staff. Families open accounts through
+    ``activation_account_create``."""
     user = guardian.user or _user_for_email(email)
     user.email = email.strip().lower()
     user.first_name, user.last_name = guardian.given_name, guardian.family_name
@@ -158,7 +164,7 @@ def _birth_date_matches(code: ActivationCode, birth_date: datetime.date) -> bool
 
 
 def _attempt(outcome: str, code: ActivationCode | None, ip_address: str) -> None:
-    ActivationAttempt.objects.create(outcome=outcome, code=code, ip_address=ip_address)
+    ActivationAttempt.objects.create(outcome=outcome, code=code, ip_address=ip_address or None)
     if outcome != ActivationAttempt.Outcome.SUCCEEDED:
         # Who and where, never what was typed.
         security_log.warning(
@@ -264,14 +270,16 @@ def guardian_language(guardian: Guardian) -> str:
 
 def activation_resend_candidates(*, now: datetime.datetime | None = None) -> QuerySet[Guardian]:
     """Guardians with an email on file and no account, in a household where nobody has
-    an account yet, who were not emailed a code in the last ``ACTIVATION_RESEND_DAYS``."""
+    an account yet, who were not sent a code (by letter or email) in the last
+    ``ACTIVATION_RESEND_DAYS``: a fresh letter still in the post is not cancelled."""
     now = now or timezone.now()
     activated = HouseholdGuardian.objects.filter(guardian__user__isnull=False).values(
         "household_id"
     )
     waiting_households = Household.objects.exclude(pk__in=activated).values("pk")
-    recently_emailed = ActivationEmail.objects.filter(
-        created_at__gt=now - datetime.timedelta(days=settings.ACTIVATION_RESEND_DAYS)
+    since = now - datetime.timedelta(days=settings.ACTIVATION_RESEND_DAYS)
+    recently_sent = ActivationCode.objects.filter(
+        guardian__isnull=False, created_at__gt=since
     ).values("guardian_id")
     with_email = ContactPoint.objects.filter(kind=ContactPoint.Kind.EMAIL).values("guardian_id")
     in_waiting = HouseholdGuardian.objects.filter(household_id__in=waiting_households).values(
@@ -280,7 +288,7 @@ def activation_resend_candidates(*, now: datetime.datetime | None = None) -> Que
     return (
         Guardian.objects.filter(enabled=True, user__isnull=True, pk__in=with_email)
         .filter(pk__in=in_waiting)
-        .exclude(pk__in=recently_emailed)
+        .exclude(pk__in=recently_sent)
     )
 
 
@@ -312,37 +320,46 @@ def activation_code_email(
     Nothing is sent to a guardian who has an account or no email address, and a
     scheduled re-send goes to each guardian at most once per re-send period.
     """
-    if guardian.user_id:
-        return None
-    email = email_on_file(guardian)
-    if not email:
-        return None
-    if reason == "resend" and not activation_resend_candidates().filter(pk=guardian.pk).exists():
-        return None
-    code, clear = activation_code_issue(
-        guardian=guardian,
-        channel=ActivationCode.Channel.EMAIL,
-        issued_by=sent_by,
-        actor_label=reason,
-    )
-    context = {
-        "guardian": guardian,
-        "code": code_display(clear),
-        "expires_on": timezone.localtime(code.expires_at).date(),
-        "activate_url": settings.SITE_URL.rstrip("/") + "/activate/",
-        "district": {
-            "name": settings.DISTRICT_NAME,
-            "help_email": settings.DISTRICT_HELP_EMAIL,
-            "help_phone": settings.DISTRICT_HELP_PHONE,
-        },
-    }
-    with translation.override(guardian_language(guardian)):
-        subject = render_to_string("registration/email/activation_code_subject.txt", context)
-        body = render_to_string("registration/email/activation_code_message.txt", context)
-    send_mail(" ".join(subject.split()), body, settings.DEFAULT_FROM_EMAIL, [email])
-    return ActivationEmail.objects.create(
-        guardian=guardian, email=email, code=code, sent_by=sent_by, reason=reason
-    )
+    with transaction.atomic():
+        # The person's row is locked while the checks run, the code is issued and the
+        # mail goes out: a failed send rolls the new code back, so the family's
+        # working code is never cancelled by a message that did not leave.
+        Guardian.objects.select_for_update().filter(pk=guardian.pk).first()
+        guardian.refresh_from_db(fields=["user"])
+        if guardian.user_id:
+            return None
+        email = email_on_file(guardian)
+        if not email:
+            return None
+        if (
+            reason == "resend"
+            and not activation_resend_candidates().filter(pk=guardian.pk).exists()
+        ):
+            return None
+        code, clear = activation_code_issue(
+            guardian=guardian,
+            channel=ActivationCode.Channel.EMAIL,
+            issued_by=sent_by,
+            actor_label=reason,
+        )
+        context = {
+            "guardian": guardian,
+            "code": code_display(clear),
+            "expires_on": timezone.localtime(code.expires_at).date(),
+            "activate_url": settings.SITE_URL.rstrip("/") + "/activate/",
+            "district": {
+                "name": settings.DISTRICT_NAME,
+                "help_email": settings.DISTRICT_HELP_EMAIL,
+                "help_phone": settings.DISTRICT_HELP_PHONE,
+            },
+        }
+        with translation.override(guardian_language(guardian)):
+            subject = render_to_string("registration/email/activation_code_subject.txt", context)
+            body = render_to_string("registration/email/activation_code_message.txt", context)
+        send_mail(" ".join(subject.split()), body, settings.DEFAULT_FROM_EMAIL, [email])
+        return ActivationEmail.objects.create(
+            guardian=guardian, email=email, code=code, sent_by=sent_by, reason=reason
+        )
 
 
 def _mailing_household(person: Guardian | Student) -> Household | None:
@@ -420,3 +437,13 @@ def activation_letters_issue(
         )
     letters.sort(key=lambda letter: (letter.postal_code or "99999", letter.name, letter.sourced_id))
     return letters
+
+
+@transaction.atomic
+def activation_letter_reissue(*, guardian: Guardian, issued_by: User | None) -> bytes:
+    """A single letter with a new code, for a lost one. If rendering fails the new
+    code is rolled back and the old one keeps working."""
+    letters = activation_letters_issue(
+        guardians=[guardian], issued_by=issued_by, actor_label="lost letter"
+    )
+    return letters_pdf(letters)

@@ -12,13 +12,12 @@ from django.shortcuts import redirect, render
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from documents.letters import letters_pdf
 from registration import selectors
 from registration.access import OFFICE, REGISTRAR, staff_required
 from registration.models import ActivationCode, ActivationEmail, Guardian, HouseholdGuardian
 from registration.services import (
     activation_code_email,
-    activation_letters_issue,
+    activation_letter_reissue,
     activation_resend_candidates,
     activation_resend_due,
 )
@@ -102,13 +101,11 @@ def guardian_letter(request: HttpRequest, pk: int) -> HttpResponse:
     if guardian.user_id:
         messages.warning(request, "This guardian already has an account; no code was issued.")
         return redirect("staff_guardian", pk=pk)
-    letters = activation_letters_issue(
-        guardians=[guardian], issued_by=request.user, actor_label="lost letter"
-    )
+    pdf = activation_letter_reissue(guardian=guardian, issued_by=request.user)
     audit_record(
         action="create", obj=guardian, request=request, detail={"activation_code": "letter"}
     )
-    response = HttpResponse(letters_pdf(letters), content_type="application/pdf")
+    response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = (
         f'attachment; filename="activation-letter-{guardian.sourced_id}.pdf"'
     )

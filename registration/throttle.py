@@ -6,14 +6,34 @@ Redis), or each machine counts on its own.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
+from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
 
 
 def client_ip(request: HttpRequest) -> str:
-    return str(request.META.get("REMOTE_ADDR") or "unknown")
+    """The visitor's address. Behind ``TRUSTED_PROXY_HOPS`` load balancers it is the
+    address the nearest trusted one saw, read from X-Forwarded-For (entries added by
+    the visitor themselves are to the left of it and are ignored)."""
+    hops = settings.TRUSTED_PROXY_HOPS
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if hops and forwarded:
+        addresses = [part.strip() for part in forwarded.split(",") if part.strip()]
+        if addresses and _valid(addresses[-min(hops, len(addresses))]):
+            return addresses[-min(hops, len(addresses))]
+    remote = str(request.META.get("REMOTE_ADDR") or "")
+    return remote if _valid(remote) else ""
+
+
+def _valid(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
 
 
 def throttle_allows(scope: str, key: str, limits: list[tuple[int, int]]) -> bool:

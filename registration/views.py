@@ -9,6 +9,7 @@ from allauth.account.utils import complete_signup
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -88,9 +89,9 @@ def activate(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         ip_address = client_ip(request)
-        if not throttle_allows("activate", ip_address, settings.ACTIVATION_IP_LIMITS):
+        if not throttle_allows("activate", ip_address or "unknown", settings.ACTIVATION_IP_LIMITS):
             ActivationAttempt.objects.create(
-                outcome=ActivationAttempt.Outcome.THROTTLED, ip_address=ip_address
+                outcome=ActivationAttempt.Outcome.THROTTLED, ip_address=ip_address or None
             )
             log_refusal(request, "activation throttled")
             form.add_error(
@@ -162,6 +163,14 @@ def activate_account(request: HttpRequest) -> HttpResponse:
         except (TransitionRefused, ValueError):
             messages.error(request, _("This code has just been used. Please sign in."))
             return redirect("account_login")
+        except IntegrityError:
+            # The address was taken a moment ago, by another activation.
+            form.add_error("email", AccountForm.EMAIL_TAKEN)
+            return render(
+                request,
+                "registration/activate_account.html",
+                {"form": form, "person": person, "is_student": code.student_id is not None},
+            )
         del request.session[ACTIVATION_SESSION_KEY]
         language = form.cleaned_data["language"]
         translation.activate(language)

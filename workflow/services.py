@@ -16,6 +16,7 @@ from django_fsm import can_proceed
 
 from registration.activation import code_generate, code_hash, code_lookup, code_salt
 from registration.models import ActivationCode
+from registration.throttle import client_ip
 from workflow.models import AuditEvent, TransitionLog
 
 
@@ -51,7 +52,7 @@ def audit_record(
         object_type=object_type,
         object_id=object_id,
         object_repr=str(obj)[:200] if obj is not None else "",
-        ip_address=request.META.get("REMOTE_ADDR") if request is not None else None,
+        ip_address=(client_ip(request) or None) if request is not None else None,
         detail=detail or {},
     )
 
@@ -115,6 +116,10 @@ def activation_code_issue(
     """
     person = {"guardian": guardian} if guardian is not None else {"student": student}
     with transaction.atomic():
+        # Lock the person, so that two issues at once (a double click, a re-send
+        # racing a staff action) follow each other instead of both inserting.
+        owner = guardian if guardian is not None else student
+        type(owner).objects.select_for_update().filter(pk=owner.pk).first()
         for old in (
             ActivationCode.objects.select_for_update()
             .filter(**person, state=ActivationCode.State.ISSUED)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from django.db import connection, transaction
+
 from registration import models as m
 from registration.roster import format as fmt
 
@@ -60,7 +62,20 @@ class _Writer:
 
 
 def roster_export(*, folder: Path) -> ExportReport:
-    """Write every record that came from the roster as a bundle into ``folder``."""
+    """Write every record that came from the roster as a bundle into ``folder``.
+
+    Every file is read from one snapshot of the database, so that an import
+    committing meanwhile cannot make the files disagree with each other.
+    """
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return _export(folder)
+
+
+def _export(folder: Path) -> ExportReport:
     folder.mkdir(parents=True, exist_ok=True)
     report = ExportReport(folder=folder)
     writer = _Writer(folder, report)

@@ -560,6 +560,21 @@ def _check_users(rows: list[Row], parsed: Parsed, problems: Problems) -> None:
                     "identifier",
                 )
             state_ids[state_id] = sid
+    # A stored student the bundle does not list may hold the same state id.
+    wanted = list(state_ids)
+    for start in range(0, len(wanted), 5000):
+        for state_id, holder in m.Student.objects.filter(
+            state_id__in=wanted[start : start + 5000]
+        ).values_list("state_id", "sourced_id"):
+            if holder not in parsed.students:
+                sid = state_ids[state_id]
+                problems.error(
+                    file,
+                    parsed.lines[file][sid],
+                    f"state id {state_id!r} belongs to student {holder!r}, who is in the "
+                    "database but not in this bundle",
+                    "identifier",
+                )
 
     # Links between children and guardians, read from either side.
     for sid, (cells, agent_ids) in agents.items():
@@ -1049,6 +1064,8 @@ def _write(parsed: Parsed, status: RowStatus) -> None:
                 "state_id",
                 "birth_date",
             ),
+            # Two students may swap state ids: clear the changing ones first.
+            blank_first=("state_id",),
         ),
         {
             sid: {
@@ -1088,9 +1105,19 @@ def _write(parsed: Parsed, status: RowStatus) -> None:
         one(users_file),
     )
     staff_fields = ("given_name", "family_name", "enabled", "role", "identifier", "email")
+    # A roster administrator the district made registrar or finance keeps that role.
+    promoted = dict(
+        m.StaffProfile.objects.filter(
+            sourced_id__isnull=False,
+            role__in=[m.StaffProfile.Role.REGISTRAR, m.StaffProfile.Role.FINANCE],
+        ).values_list("sourced_id", "role")
+    )
     staff_pks = sync(
         TableSpec(m.StaffProfile, ("sourced_id",), staff_fields, scope=Q(sourced_id__isnull=False)),
-        {sid: {k: v[k] for k in staff_fields} for sid, v in parsed.staff.items()},
+        {
+            sid: {**{k: v[k] for k in staff_fields}, "role": promoted.get(sid, v["role"])}
+            for sid, v in parsed.staff.items()
+        },
         one(users_file),
     )
     staff_by_pk = {pk: sid for sid, pk in staff_pks.items()}
@@ -1261,7 +1288,9 @@ def _write(parsed: Parsed, status: RowStatus) -> None:
             m.HouseholdGuardian,
             ("household_id", "guardian_id"),
             (),
-            remove=lambda key: key[0] in listed_households,
+            # A listed household's members, and a listed guardian's households, are
+            # what the bundle says.
+            remove=lambda key: key[0] in listed_households or key[1] in guardian_by_pk,
         ),
         {(household_pks[h], guardian_pks[g]): {} for h, g in parsed.household_guardians},
         lambda key: {
@@ -1274,7 +1303,9 @@ def _write(parsed: Parsed, status: RowStatus) -> None:
             m.HouseholdStudent,
             ("household_id", "student_id"),
             ("is_primary",),
-            remove=lambda key: key[0] in listed_households,
+            # Also a listed student's rows in households the bundle no longer lists:
+            # an old primary row left behind would clash with the new one.
+            remove=lambda key: key[0] in listed_households or key[1] in student_by_pk,
             release_first="is_primary",
         ),
         {(household_pks[h], student_pks[s]): v for (h, s), v in parsed.household_students.items()},

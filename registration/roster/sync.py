@@ -31,7 +31,9 @@ class TableSpec:
     ``scope`` limits the stored rows this bundle speaks for; ``remove`` says which of
     the stored rows that the bundle no longer lists are to be deleted.
     ``release_first`` names a boolean field whose ``False`` updates must land before
-    its ``True`` updates (for a unique constraint on the true rows).
+    its ``True`` updates (for a unique constraint on the true rows). ``blank_first``
+    names text fields unique when not blank: rows changing them are blanked first, so
+    that two rows can swap values.
     """
 
     model: type[Model]
@@ -40,6 +42,7 @@ class TableSpec:
     scope: Q | None = None
     remove: Callable[[Key], bool] | None = None
     release_first: str | None = None
+    blank_first: tuple[str, ...] = ()
 
 
 @dataclass
@@ -164,6 +167,12 @@ def _update(
 ) -> None:
     model = spec.model
     keys = list(result.updated)
+    for name in spec.blank_first:
+        changing = [result.pks[k] for k in keys if name in result.updated[k]]
+        for start in range(0, len(changing), BATCH_SIZE):
+            model._default_manager.filter(pk__in=changing[start : start + BATCH_SIZE]).update(
+                **{name: ""}
+            )
     passes = [keys]
     if spec.release_first:
         flag = spec.release_first

@@ -346,3 +346,24 @@ def test_the_sign_in_page_throttles_failed_passwords(guardian_user, client):
     )
     assert blocked.status_code != 302
     assert "Too many failed login attempts" in blocked.content.decode()
+
+
+def test_behind_a_load_balancer_the_visitors_address_counts(sample_district, client, settings):
+    settings.TRUSTED_PROXY_HOPS = 1
+    for _ in range(10):
+        client.post(
+            reverse("activate"),
+            {"code": activation.code_generate(), "birth_date": "2018-03-14"},
+            REMOTE_ADDR="10.0.0.2",
+            HTTP_X_FORWARDED_FOR="spoofed, 203.0.113.9",
+        )
+    _code, clear = issue("par-002")
+    # Another visitor behind the same balancer is not throttled.
+    other = client.post(
+        reverse("activate"),
+        {"code": clear, "birth_date": "2018-03-14"},
+        REMOTE_ADDR="10.0.0.2",
+        HTTP_X_FORWARDED_FOR="198.51.100.20",
+    )
+    assert other.status_code == 302
+    assert ActivationAttempt.objects.filter(ip_address="203.0.113.9").count() == 10

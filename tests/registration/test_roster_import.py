@@ -656,3 +656,63 @@ def test_a_path_that_is_not_a_bundle_is_refused(db, tmp_path, capsys):
         call_command("import_roster", str(bogus))
     _out, err = capsys.readouterr()
     assert "roster.zip: roster.zip is neither a folder nor a zip file" in err
+
+
+def test_a_child_whose_old_household_left_the_bundle_moves_cleanly(sample_district, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(ROSTER, bundle)
+    # Gianna's household hh-006 is gone; she now lives with her father in a new one.
+    households = (bundle / "households.csv").read_text()
+    households = households.replace("hh-006,3 Greer Rd,Unit 12", "hh-009,5 Greer Rd,Unit 1")
+    (bundle / "households.csv").write_text(households)
+    members = (bundle / "householdMembers.csv").read_text()
+    (bundle / "householdMembers.csv").write_text(members.replace("hh-006,", "hh-009,"))
+    contacts = (bundle / "emergencyContacts.csv").read_text()
+    (bundle / "emergencyContacts.csv").write_text(contacts.replace("hh-006,", "hh-009,"))
+    report = roster_import(path=bundle)
+    assert report.ok, [str(p) for p in report.problems.errors]
+    rows = m.HouseholdStudent.objects.filter(student__sourced_id="stu-007")
+    assert [(r.household.sourced_id, r.is_primary) for r in rows] == [("hh-009", True)]
+
+
+def test_two_students_can_swap_state_ids(sample_district, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(ROSTER, bundle)
+    users = (bundle / "users.csv").read_text(encoding="utf-8-sig")
+    users = users.replace("1000000001", "SWAP").replace("1000000002", "1000000001")
+    (bundle / "users.csv").write_text(users.replace("SWAP", "1000000002"), encoding="utf-8")
+    report = roster_import(path=bundle)
+    assert report.ok, [str(p) for p in report.problems.errors]
+    assert m.Student.objects.get(sourced_id="stu-001").state_id == "1000000002"
+    assert m.Student.objects.get(sourced_id="stu-002").state_id == "1000000001"
+
+
+def test_a_state_id_held_by_a_student_missing_from_the_bundle_is_an_error(
+    sample_district, tmp_path
+):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(ROSTER, bundle)
+    for name in ("users.csv", "householdMembers.csv", "enrollments.csv", "demographics.csv"):
+        path = bundle / name
+        kept = [
+            line
+            for line in path.read_text(encoding="utf-8-sig").splitlines(True)
+            if "stu-008" not in line
+        ]
+        path.write_text("".join(kept), encoding="utf-8")
+    users = (bundle / "users.csv").read_text(encoding="utf-8")
+    (bundle / "users.csv").write_text(users.replace("1000000007", "1000000008"), encoding="utf-8")
+    report = roster_import(path=bundle)
+    assert [str(p) for p in report.problems.errors] == [
+        "users.csv:8: column identifier: state id '1000000008' belongs to student 'stu-008', "
+        "who is in the database but not in this bundle"
+    ]
+
+
+def test_a_roster_administrator_made_registrar_stays_registrar(sample_district):
+    profile = m.StaffProfile.objects.get(sourced_id="adm-001")
+    profile.role = m.StaffProfile.Role.REGISTRAR
+    profile.save()
+    assert roster_import(path=ROSTER).ok
+    profile.refresh_from_db()
+    assert profile.role == m.StaffProfile.Role.REGISTRAR

@@ -172,10 +172,36 @@ def test_re_sends_go_to_households_nobody_activated(
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("staff_activation_resend"))
     assert len(mailoutbox) == 5
-    ActivationEmail.objects.update(
-        created_at=timezone.now() - datetime.timedelta(days=settings.ACTIVATION_RESEND_DAYS + 1)
-    )
+    long_ago = timezone.now() - datetime.timedelta(days=settings.ACTIVATION_RESEND_DAYS + 1)
+    ActivationEmail.objects.update(created_at=long_ago)
+    ActivationCode.objects.update(created_at=long_ago)
     assert activation_resend_candidates().count() == 5
+
+
+def test_a_fresh_letter_is_not_cancelled_by_a_re_send(sample_district):
+    from registration.services import activation_letters_issue
+
+    activation_letters_issue(guardians=[Guardian.objects.get(sourced_id="par-003")])
+    due = {g.sourced_id for g in activation_resend_candidates()}
+    assert "par-003" not in due and "par-006" in due
+
+
+def test_a_failed_send_keeps_the_old_code_working(sample_district, monkeypatch):
+    from registration import services
+
+    guardian = Guardian.objects.get(sourced_id="par-003")
+    old, _clear = activation_code_issue(guardian=guardian, channel="letter")
+
+    def broken_mail(*args, **kwargs):
+        raise ConnectionError("mail server down")
+
+    monkeypatch.setattr(services, "send_mail", broken_mail)
+    with pytest.raises(ConnectionError):
+        services.activation_code_email(guardian=guardian, reason="staff")
+    old.refresh_from_db()
+    assert old.state == "issued"
+    assert ActivationCode.objects.filter(guardian=guardian).count() == 1
+    assert not ActivationEmail.objects.exists()
 
 
 def test_the_daily_task_sends_the_due_codes(
