@@ -52,7 +52,7 @@ def test_no_string_is_untranslated_or_fuzzy(fresh_catalogues, language):
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_placeholders_survive_translation(language):
+def test_format_fields_survive_translation(language):
     text = (ROOT / "locale" / language / "LC_MESSAGES" / "django.po").read_text(encoding="utf-8")
     for msgid, msgstr in re.findall(r'msgid "(.+)"\nmsgstr "(.+)"', text):
         assert sorted(re.findall(r"%\(\w+\)s", msgid)) == sorted(
