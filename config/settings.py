@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "phonenumber_field",
     "registration",
     "workflow",
+    "formtools",
     "payments",
     "documents",
 ]
@@ -229,6 +230,11 @@ STORAGES = {
     },
 }
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
+# Proofs of residence and signed confirmations: never served by URL, only through
+# views that check who asks. Keep it off the web server's document root.
+PRIVATE_MEDIA_ROOT = env.path("PRIVATE_MEDIA_ROOT", default=VAR_DIR / "private")
+ADDRESS_PROOF_MAX_BYTES = env.int("ADDRESS_PROOF_MAX_BYTES", default=10 * 1024 * 1024)
+ADDRESS_PROOF_MAX_FILES = env.int("ADDRESS_PROOF_MAX_FILES", default=5)
 
 # Email: files under var/mail unless EMAIL_URL names a server (smtp+tls://user:pw@host:587).
 # The file backend writes one file per message into EMAIL_FILE_PATH.

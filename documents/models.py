@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from config.storage import private_storage_get
 
 
 class LetterRun(models.Model):
@@ -37,3 +40,22 @@ class LetterChunk(models.Model):
 
     def __str__(self) -> str:
         return f"chunk {self.index} of run {self.run_id}"
+
+
+class Confirmation(models.Model):
+    """The PDF confirmation of one submission. Written once, never overwritten: a
+    resubmission is a new submission with its own confirmation."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    submission = models.OneToOneField(
+        "workflow.Submission", on_delete=models.PROTECT, related_name="confirmation"
+    )
+    pdf = models.FileField(storage=private_storage_get, upload_to="confirmations/%Y/%m/")
+    sha256 = models.CharField(max_length=64)
+    language = models.CharField(max_length=8)
+    emailed_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When it was sent to the household's guardians.")
+    )
+
+    def __str__(self) -> str:
+        return f"Confirmation of submission {self.submission_id}"

@@ -1,8 +1,9 @@
 """Every write in the documents app: runs of letters split into chunks that Celery
-workers render, then joined into one PDF."""
+workers render, then joined into one PDF; registration confirmations."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -11,14 +12,20 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import transaction
-from django.utils import timezone
+from django.core.mail import EmailMessage
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 from pypdf import PdfWriter
 
 from config.encryption import decrypt_text, encrypt_text
 from documents.letters import Letter, letters_pdf
-from documents.models import LetterChunk, LetterRun
-from registration.models import User
+from documents.models import Confirmation, LetterChunk, LetterRun
+from documents.rendering import pdf_from_html
+from registration.models import Guardian, User
+from registration.selectors import email_on_file
+from workflow.models import Submission
 
 
 class LetterRunTimeout(Exception):
@@ -88,3 +95,97 @@ def letter_run_join(
     run.finished_at = timezone.now()
     run.save(update_fields=["finished_at"])
     return pages
+
+
+# -- registration confirmations -------------------------------------------------------
+
+
+def confirmation_render(*, submission: Submission) -> Confirmation:
+    """The submission's PDF confirmation, rendered once: a second delivery of the task
+    finds it and renders nothing."""
+    existing = Confirmation.objects.filter(submission=submission).first()
+    if existing is not None:
+        return existing
+    registration = submission.registration
+    with translation.override(submission.language):
+        html = render_to_string(
+            "documents/confirmation.html",
+            {
+                "submission": submission,
+                "content": submission.content,
+                "district": settings.DISTRICT_NAME,
+                "help_email": settings.DISTRICT_HELP_EMAIL,
+                "help_phone": settings.DISTRICT_HELP_PHONE,
+                "language": submission.language,
+            },
+        )
+    pdf = pdf_from_html(html)
+    name = f"confirmation-{registration.pk}-v{submission.version}.pdf"
+    confirmation = Confirmation(
+        submission=submission, sha256=hashlib.sha256(pdf).hexdigest(), language=submission.language
+    )
+    confirmation.pdf.save(name, ContentFile(pdf), save=False)
+    try:
+        with transaction.atomic():
+            confirmation.save()
+    except IntegrityError:
+        # Another delivery stored it first; keep that one.
+        confirmation.pdf.delete(save=False)
+        return Confirmation.objects.get(submission=submission)
+    return confirmation
+
+
+def _recipients(submission: Submission) -> list[tuple[Guardian, str]]:
+    """Every guardian of the household with an address to write to."""
+    recipients = []
+    household_id = submission.registration.household_id
+    for guardian in Guardian.objects.filter(
+        householdguardian__household_id=household_id, enabled=True
+    ).select_related("user"):
+        email = (guardian.user.email if guardian.user else "") or email_on_file(guardian)
+        if email:
+            recipients.append((guardian, email))
+    return recipients
+
+
+def confirmation_send(*, submission_id: int) -> bool:
+    """Render the confirmation if needed and email it to the household's guardians,
+    once: the first delivery to claim ``emailed_at`` sends; a failed send releases
+    the claim so that the retry sends."""
+    from registration.services import guardian_language
+
+    submission = Submission.objects.select_related("registration__campaign__school_year").get(
+        pk=submission_id
+    )
+    confirmation = confirmation_render(submission=submission)
+    claimed = Confirmation.objects.filter(pk=confirmation.pk, emailed_at__isnull=True).update(
+        emailed_at=timezone.now()
+    )
+    if not claimed:
+        return False
+    try:
+        with confirmation.pdf.open("rb") as handle:
+            pdf = handle.read()
+        for guardian, email in _recipients(submission):
+            context = {
+                "guardian": guardian,
+                "submission": submission,
+                "year": submission.registration.campaign.school_year.label,
+                "home_url": settings.SITE_URL.rstrip("/") + "/home/",
+                "district": settings.DISTRICT_NAME,
+                "help_email": settings.DISTRICT_HELP_EMAIL,
+                "help_phone": settings.DISTRICT_HELP_PHONE,
+            }
+            with translation.override(guardian_language(guardian)):
+                subject = render_to_string("documents/email/confirmation_subject.txt", context)
+                body = render_to_string("documents/email/confirmation_message.txt", context)
+                filename = gettext("registration-%(year)s.pdf") % {"year": context["year"]}
+            message = EmailMessage(
+                " ".join(subject.split()), body, settings.DEFAULT_FROM_EMAIL, [email]
+            )
+            message.attach(filename, pdf, "application/pdf")
+            message.send()
+    except Exception:
+        Confirmation.objects.filter(pk=confirmation.pk).update(emailed_at=None)
+        raise
+    return True

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from registration import staff_views, views
+from registration import staff_views, views, wizard_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -10,6 +10,24 @@ urlpatterns = [
     path("home/", views.guardian_home, name="guardian_home"),
     path("student/", views.student_home, name="student_home"),
     path("session/extend/", views.session_extend, name="session_extend"),
+    path("register/", wizard_views.registration_start, name="registration_start"),
+    path("register/<int:pk>/", wizard_views.registration_wizard, name="registration_resume"),
+    path(
+        "register/<int:pk>/<str:step>/",
+        wizard_views.registration_wizard,
+        name="registration_step",
+    ),
+    path("registrations/<int:pk>/", wizard_views.registration_status, name="registration_status"),
+    path(
+        "registrations/<int:pk>/confirmation/<int:version>/",
+        wizard_views.confirmation_download,
+        name="registration_confirmation",
+    ),
+    path(
+        "registrations/<int:pk>/proofs/<int:proof_pk>/",
+        wizard_views.proof_download,
+        name="registration_proof",
+    ),
     path("staff/", staff_views.staff_home, name="staff_home"),
     path("staff/guardians/", staff_views.guardian_search, name="staff_guardians"),
     path("staff/guardians/<int:pk>/", staff_views.guardian_detail, name="staff_guardian"),

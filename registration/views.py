@@ -24,6 +24,7 @@ from registration.forms import AccountForm, ActivationForm
 from registration.models import ActivationAttempt, ActivationCode, Guardian
 from registration.services import activation_account_create, activation_verify
 from registration.throttle import client_ip, throttle_allows
+from workflow import selectors as workflow_selectors
 from workflow.services import TransitionRefused
 
 ACTIVATION_SESSION_KEY = "activation"
@@ -58,13 +59,26 @@ def guardian_home(request: HttpRequest) -> HttpResponse:
         raise refuse(request, "not a guardian")
     households = selectors.households_of_guardian(guardian)
     links = selectors.links_of_guardian(guardian)
+    campaign = workflow_selectors.campaign_latest()
+    registrations = workflow_selectors.registration_states_of_households(households, campaign)
+    decisions = workflow_selectors.decisions_of_students(
+        [row.student_id for household in households for row in household.student_rows], campaign
+    )
     for household in households:
+        household.registration = registrations.get(household.pk)
         for row in household.student_rows:
             row.link = links.get(row.student_id)
+            row.decision = decisions.get(row.student_id)
     return render(
         request,
         "registration/guardian_home.html",
-        {"guardian": guardian, "households": households, "next_year": selectors.school_year_next()},
+        {
+            "guardian": guardian,
+            "households": households,
+            "next_year": selectors.school_year_next(),
+            "campaign": campaign,
+            "campaign_running": campaign is not None and campaign.is_running(),
+        },
     )
 
 

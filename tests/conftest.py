@@ -124,3 +124,60 @@ def empty_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def private_files(settings, tmp_path):
+    """Proofs and confirmations go to a folder of the test's own."""
+    settings.PRIVATE_MEDIA_ROOT = tmp_path / "private"
+    return settings.PRIVATE_MEDIA_ROOT
+
+
+@pytest.fixture
+def campaign(sample_district, registrar_user):
+    """Registration for 2027–28, running today, opened by the registrar, with one
+    required acknowledgement and one optional one."""
+    import datetime
+
+    from django.utils import timezone
+
+    from registration.models import AcademicSession
+    from workflow.services import acknowledgement_save, campaign_open, campaign_save
+
+    today = timezone.localdate()
+    created = campaign_save(
+        school_year=AcademicSession.objects.get(sourced_id="sy-2028"),
+        opens_on=today - datetime.timedelta(days=1),
+        closes_on=today + datetime.timedelta(days=30),
+        fees_before_submit=False,
+        approve_with_open_address_request=False,
+        actor=registrar_user,
+    )
+    acknowledgement_save(
+        campaign=created,
+        key="handbook",
+        texts={
+            "title_en": "Family handbook",
+            "body_en": "Attendance, behaviour and safety rules.",
+            "title_es": "Manual para familias",
+            "body_es": "Reglas de asistencia, conducta y seguridad.",
+        },
+        required=True,
+        position=1,
+        actor=registrar_user,
+    )
+    acknowledgement_save(
+        campaign=created,
+        key="photo-day",
+        texts={
+            "title_en": "Photo day",
+            "body_en": "Class photos are taken in September.",
+            "title_es": "Día de fotos",
+            "body_es": "Las fotos de clase se toman en septiembre.",
+        },
+        required=False,
+        position=2,
+        actor=registrar_user,
+    )
+    campaign_open(campaign=created, actor=registrar_user)
+    return created

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import datetime
+from typing import Any
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+from config.storage import private_storage_get
+from registration.grades import GRADE_CHOICES
+from registration.models import PostalAddress
 
 
 class AuditEvent(models.Model):
@@ -81,3 +90,487 @@ class TransitionLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.object_type} {self.object_id}: {self.source} → {self.target}"
+
+
+# -- campaigns -----------------------------------------------------------------------
+
+
+class Campaign(models.Model):
+    """One year's re-registration: when it runs and what families must do.
+
+    Opening it (``workflow.services.campaign_open``) creates a registration per
+    household with an active student and an enrollment decision per student.
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    school_year = models.OneToOneField(
+        "registration.AcademicSession",
+        on_delete=models.PROTECT,
+        related_name="campaign",
+        verbose_name=_("school year"),
+        help_text=_("The school year families register for."),
+    )
+    opens_on = models.DateField(_("opens on"))
+    closes_on = models.DateField(_("closes on"))
+    fees_before_submit = models.BooleanField(
+        _("fees must be paid before submitting"),
+        default=False,
+        help_text=_("Required fees must be paid or waived before a family can submit."),
+    )
+    approve_with_open_address_request = models.BooleanField(
+        _("approve with an open address change"),
+        default=False,
+        help_text=_("Allow approval while the household's address change still awaits its visit."),
+    )
+    opened_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When registrations were created.")
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-opens_on"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(closes_on__gte=models.F("opens_on")),
+                name="campaign_closes_after_opening",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return str(_("Registration for %(year)s") % {"year": self.school_year.label})
+
+    def is_running(self, today: datetime.date | None = None) -> bool:
+        today = today or timezone.localdate()
+        return self.opened_at is not None and self.opens_on <= today <= self.closes_on
+
+
+class Acknowledgement(models.Model):
+    """One version of a document families must read and accept (a handbook, a
+    technology use policy). Editing a document adds a version; signatures keep
+    pointing at the version that was signed."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="acknowledgements"
+    )
+    key = models.SlugField(
+        _("short name"), max_length=50, help_text=_("Stays the same across versions.")
+    )
+    version = models.PositiveIntegerField(default=1)
+    is_current = models.BooleanField(default=True)
+    required = models.BooleanField(_("required"), default=True)
+    position = models.PositiveSmallIntegerField(_("order"), default=0)
+    title_en = models.CharField(_("title (English)"), max_length=200)
+    body_en = models.TextField(_("text (English)"))
+    title_es = models.CharField(_("title (Spanish)"), max_length=200)
+    body_es = models.TextField(_("text (Spanish)"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["campaign", "position", "key", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "key", "version"], name="one_row_per_version"
+            ),
+            models.UniqueConstraint(
+                fields=["campaign", "key"],
+                condition=models.Q(is_current=True),
+                name="one_current_version",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title_en} (v{self.version})"
+
+    def title_in(self, language: str) -> str:
+        return self.title_es if language == "es" and self.title_es else self.title_en
+
+    def body_in(self, language: str) -> str:
+        return self.body_es if language == "es" and self.body_es else self.body_en
+
+
+# -- registrations -------------------------------------------------------------------
+
+
+def registration_children_decided(registration: Any) -> bool:
+    """Every child this household decides for (its primary children) is decided."""
+    return not registration.decisions.filter(state=EnrollmentDecision.State.PENDING).exists()
+
+
+def registration_acknowledgements_signed(registration: Any) -> bool:
+    """Every current required acknowledgement of the campaign is accepted."""
+    required = set(
+        registration.campaign.acknowledgements.filter(is_current=True, required=True).values_list(
+            "pk", flat=True
+        )
+    )
+    accepted = set(registration.acceptances.values_list("acknowledgement_id", flat=True))
+    return required <= accepted
+
+
+def registration_address_settled(registration: Any) -> bool:
+    """No address change waits for its visit, unless the campaign allows approval."""
+    if registration.campaign.approve_with_open_address_request:
+        return True
+    return not AddressChangeRequest.objects.filter(
+        household_id=registration.household_id, state__in=AddressChangeRequest.OPEN_STATES
+    ).exists()
+
+
+class Registration(ConcurrentTransitionMixin, models.Model):
+    """One household's re-registration in one campaign.
+
+    Answers live in ``RegistrationStep`` drafts until staff approve; the household's
+    records change then (its address only when staff verify it in person).
+    """
+
+    class State(models.TextChoices):
+        NOT_STARTED = "not_started", _("Not started")
+        IN_PROGRESS = "in_progress", _("In progress")
+        SUBMITTED = "submitted", _("Submitted")
+        RETURNED = "returned", _("Returned for changes")
+        APPROVED = "approved", _("Approved")
+        EXPORTED = "exported", _("Exported")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="registrations")
+    household = models.ForeignKey(
+        "registration.Household", on_delete=models.PROTECT, related_name="registrations"
+    )
+    state = FSMField(default=State.NOT_STARTED, choices=State.choices, protected=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    return_comment = models.TextField(
+        blank=True, help_text=_("What staff asked the family to correct.")
+    )
+    return_step = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "household"], name="one_per_household")
+        ]
+        indexes = [models.Index(fields=["campaign", "state"])]
+
+    def __str__(self) -> str:
+        return f"Registration of {self.household} for {self.campaign.school_year.label}"
+
+    @property
+    def is_editable(self) -> bool:
+        return self.state in (
+            self.State.NOT_STARTED,
+            self.State.IN_PROGRESS,
+            self.State.RETURNED,
+        )
+
+    @transition(field=state, source=State.NOT_STARTED, target=State.IN_PROGRESS)
+    def start(self) -> None:
+        self.started_at = timezone.now()
+
+    @transition(
+        field=state,
+        source=State.IN_PROGRESS,
+        target=State.SUBMITTED,
+        conditions=[registration_children_decided, registration_acknowledgements_signed],
+    )
+    def submit(self) -> None:
+        self.submitted_at = timezone.now()
+
+    @transition(field=state, source=State.SUBMITTED, target=State.RETURNED)
+    def return_for_changes(self) -> None:
+        pass
+
+    @transition(field=state, source=State.RETURNED, target=State.IN_PROGRESS)
+    def reopen(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=State.SUBMITTED,
+        target=State.APPROVED,
+        conditions=[registration_address_settled],
+    )
+    def approve(self) -> None:
+        pass
+
+    @transition(field=state, source=State.APPROVED, target=State.EXPORTED)
+    def export(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=[State.NOT_STARTED, State.IN_PROGRESS, State.SUBMITTED, State.RETURNED],
+        target=State.WITHDRAWN,
+    )
+    def withdraw(self) -> None:
+        pass
+
+
+class RegistrationStep(models.Model):
+    """The saved answers of one wizard step: what the form was sent (to show it
+    again exactly) and what it meant (to review, sign and apply)."""
+
+    registration = models.ForeignKey(Registration, on_delete=models.CASCADE, related_name="steps")
+    step = models.CharField(max_length=40)
+    data = models.JSONField(help_text=_("The submitted form fields, as lists of strings."))
+    answers = models.JSONField(help_text=_("The cleaned answers."))
+    unchanged = models.BooleanField(default=False)
+    saved_at = models.DateTimeField(auto_now=True)
+    saved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["registration", "step"], name="one_draft_per_step")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step} of registration {self.registration_id}"
+
+
+class Submission(models.Model):
+    """One signed submission of a registration: the reviewed content and its signature.
+
+    A resubmission after a return adds a version; nothing here is ever changed.
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    registration = models.ForeignKey(
+        Registration, on_delete=models.PROTECT, related_name="submissions"
+    )
+    version = models.PositiveIntegerField()
+    guardian = models.ForeignKey(
+        "registration.Guardian", on_delete=models.PROTECT, related_name="+"
+    )
+    signed_name = models.CharField(max_length=200)
+    signed_at = models.DateTimeField()
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    language = models.CharField(max_length=8)
+    content = models.JSONField(help_text=_("Everything the guardian reviewed and signed."))
+    content_sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["registration", "version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["registration", "version"], name="one_submission_per_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Submission {self.version} of registration {self.registration_id}"
+
+
+class AcknowledgementAcceptance(models.Model):
+    """A guardian accepted one version of an acknowledgement for a registration."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    registration = models.ForeignKey(
+        Registration, on_delete=models.CASCADE, related_name="acceptances"
+    )
+    acknowledgement = models.ForeignKey(
+        Acknowledgement, on_delete=models.PROTECT, related_name="acceptances"
+    )
+    guardian = models.ForeignKey(
+        "registration.Guardian", on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["registration", "acknowledgement"], name="one_acceptance_per_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.acknowledgement} accepted for registration {self.registration_id}"
+
+
+class EnrollmentDecision(ConcurrentTransitionMixin, models.Model):
+    """Whether a child returns next year (to which school and grade) or leaves.
+
+    Decided by the child's primary household; confirmed when staff approve.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Not decided yet")
+        RETURNING = "returning", _("Returning")
+        LEAVING = "leaving", _("Leaving")
+        CONFIRMED = "confirmed", _("Confirmed")
+
+    class LeavingReason(models.TextChoices):
+        MOVING = "moving", _("Moving out of the district")
+        PRIVATE = "private", _("Private or parochial school")
+        CHARTER = "charter", _("Charter school")
+        HOMESCHOOL = "homeschool", _("Home schooling")
+        GRADUATING = "graduating", _("Graduating")
+        OTHER = "other", _("Another reason")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="decisions")
+    student = models.ForeignKey(
+        "registration.Student", on_delete=models.PROTECT, related_name="decisions"
+    )
+    registration = models.ForeignKey(
+        Registration,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="decisions",
+        help_text=_("The registration of the child's primary household."),
+    )
+    state = FSMField(default=State.PENDING, choices=State.choices, protected=True)
+    returning = models.BooleanField(null=True, blank=True)
+    next_school = models.ForeignKey(
+        "registration.School", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    next_grade = models.CharField(max_length=5, choices=GRADE_CHOICES, blank=True)
+    leaving_reason = models.CharField(max_length=20, choices=LeavingReason.choices, blank=True)
+    leaving_destination = models.CharField(max_length=200, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "student"], name="one_decision_per_child")
+        ]
+        indexes = [models.Index(fields=["campaign", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.student}: {self.state}"
+
+    @transition(
+        field=state,
+        source=[State.PENDING, State.RETURNING, State.LEAVING],
+        target=State.RETURNING,
+    )
+    def mark_returning(self, *, school: Any, grade: str) -> None:
+        self.returning = True
+        self.next_school = school
+        self.next_grade = grade
+        self.leaving_reason = ""
+        self.leaving_destination = ""
+        self.decided_at = timezone.now()
+
+    @transition(
+        field=state,
+        source=[State.PENDING, State.RETURNING, State.LEAVING],
+        target=State.LEAVING,
+    )
+    def mark_leaving(self, *, reason: str, destination: str) -> None:
+        self.returning = False
+        self.next_school = None
+        self.next_grade = ""
+        self.leaving_reason = reason
+        self.leaving_destination = destination
+        self.decided_at = timezone.now()
+
+    @transition(field=state, source=[State.RETURNING, State.LEAVING], target=State.CONFIRMED)
+    def confirm(self) -> None:
+        self.confirmed_at = timezone.now()
+
+
+# -- address changes -----------------------------------------------------------------
+
+
+class AddressChangeRequest(ConcurrentTransitionMixin, PostalAddress, models.Model):
+    """A household's new address, waiting for staff to see proofs in person.
+
+    The household's address changes only when the request is verified.
+    """
+
+    class State(models.TextChoices):
+        REQUESTED = "requested", _("Requested")
+        AWAITING_VISIT = "awaiting_visit", _("Awaiting visit")
+        VERIFIED = "verified", _("Verified")
+        REJECTED = "rejected", _("Rejected")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    OPEN_STATES = (State.REQUESTED, State.AWAITING_VISIT)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    household = models.ForeignKey(
+        "registration.Household", on_delete=models.PROTECT, related_name="address_requests"
+    )
+    registration = models.ForeignKey(
+        Registration,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="address_requests",
+    )
+    requested_by = models.ForeignKey(
+        "registration.Guardian", on_delete=models.PROTECT, related_name="+"
+    )
+    state = FSMField(default=State.REQUESTED, choices=State.choices, protected=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reason = models.TextField(blank=True, help_text=_("Why it was rejected or cancelled."))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["household"],
+                condition=models.Q(state__in=["requested", "awaiting_visit"]),
+                name="one_open_address_request",
+            )
+        ]
+        indexes = [models.Index(fields=["state", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"Address change of {self.household} ({self.state})"
+
+    @transition(field=state, source=State.REQUESTED, target=State.AWAITING_VISIT)
+    def await_visit(self) -> None:
+        pass
+
+    @transition(field=state, source=State.AWAITING_VISIT, target=State.VERIFIED)
+    def verify(self, *, by: Any) -> None:
+        self.decided_at = timezone.now()
+        self.decided_by = by
+
+    @transition(field=state, source=[State.REQUESTED, State.AWAITING_VISIT], target=State.REJECTED)
+    def reject(self, *, by: Any, reason: str) -> None:
+        self.decided_at = timezone.now()
+        self.decided_by = by
+        self.reason = reason
+
+    @transition(field=state, source=[State.REQUESTED, State.AWAITING_VISIT], target=State.CANCELLED)
+    def cancel(self, *, reason: str = "") -> None:
+        self.decided_at = timezone.now()
+        self.reason = reason
+
+
+class AddressProof(models.Model):
+    """One uploaded proof of residence (a lease, a utility bill)."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    request = models.ForeignKey(
+        AddressChangeRequest, on_delete=models.CASCADE, related_name="proofs"
+    )
+    file = models.FileField(storage=private_storage_get, upload_to="proofs/%Y/%m/")
+    original_name = models.CharField(max_length=200)
+    content_type = models.CharField(max_length=50)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["request", "created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.original_name

@@ -5,19 +5,48 @@ functions here call it, save, log, and schedule side effects after commit."""
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Model
+from django.db.models import Max, Model
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext
 from django_fsm import can_proceed
 
 from registration.activation import code_generate, code_hash, code_lookup, code_salt
-from registration.models import ActivationCode
+from registration.models import (
+    AcademicSession,
+    ActivationCode,
+    Guardian,
+    HouseholdStudent,
+    School,
+    Student,
+)
 from registration.throttle import client_ip
-from workflow.models import AuditEvent, TransitionLog
+from workflow.models import (
+    Acknowledgement,
+    AcknowledgementAcceptance,
+    AddressChangeRequest,
+    AddressProof,
+    AuditEvent,
+    Campaign,
+    EnrollmentDecision,
+    Registration,
+    RegistrationStep,
+    Submission,
+    TransitionLog,
+    registration_acknowledgements_signed,
+    registration_children_decided,
+)
+
+ADDRESS_FIELDS = ("street1", "street2", "city", "state", "postal_code")
 
 
 class TransitionRefused(Exception):
@@ -79,13 +108,25 @@ def transition_log(
     )
 
 
-def _apply(obj: Any, name: str, *, actor: Any, actor_label: str = "", note: str = "") -> None:
-    """Run transition ``name`` on a locked row, save it, and log it."""
+def _apply(
+    obj: Any,
+    name: str,
+    *,
+    actor: Any,
+    actor_label: str = "",
+    note: str = "",
+    **arguments: Any,
+) -> None:
+    """Run transition ``name`` on a locked row, save it, and log it.
+
+    A refused transition (wrong state, or a guard that does not hold) raises
+    ``TransitionRefused`` and changes nothing.
+    """
     method = getattr(obj, name)
     if not can_proceed(method):
         raise TransitionRefused(f"cannot {name} a {obj._meta.verbose_name} that is {obj.state}")
     source = obj.state
-    method()
+    method(**arguments)
     obj.save()
     transition_log(
         obj=obj,
@@ -180,3 +221,432 @@ def activation_codes_expire(*, now: datetime.datetime | None = None) -> int:
                 _apply(code, "expire", actor=None, actor_label="expiry")
                 expired += 1
     return expired
+
+
+# -- campaigns -----------------------------------------------------------------------
+
+
+@dataclass
+class CampaignOpened:
+    registrations: int
+    decisions: int
+
+
+def campaign_save(
+    *,
+    campaign: Campaign | None = None,
+    school_year: AcademicSession,
+    opens_on: datetime.date,
+    closes_on: datetime.date,
+    fees_before_submit: bool,
+    approve_with_open_address_request: bool,
+    actor: Any,
+) -> Campaign:
+    """Create a campaign, or change the dates and rules of one."""
+    with transaction.atomic():
+        created = campaign is None
+        if campaign is None:
+            campaign = Campaign(created_by=actor)
+        campaign.school_year = school_year
+        campaign.opens_on = opens_on
+        campaign.closes_on = closes_on
+        campaign.fees_before_submit = fees_before_submit
+        campaign.approve_with_open_address_request = approve_with_open_address_request
+        campaign.save()
+        audit_record(
+            action=AuditEvent.Action.CREATE if created else AuditEvent.Action.CHANGE,
+            obj=campaign,
+            actor=actor,
+            detail={
+                "opens_on": opens_on.isoformat(),
+                "closes_on": closes_on.isoformat(),
+                "fees_before_submit": fees_before_submit,
+                "approve_with_open_address_request": approve_with_open_address_request,
+            },
+        )
+    return campaign
+
+
+ACKNOWLEDGEMENT_TEXT_FIELDS = ("title_en", "body_en", "title_es", "body_es")
+
+
+def acknowledgement_save(
+    *,
+    campaign: Campaign,
+    key: str,
+    texts: dict[str, str],
+    required: bool,
+    position: int,
+    actor: Any,
+) -> Acknowledgement:
+    """Add a document to accept, or a new version of one when its text changes.
+
+    Families who accepted an earlier version keep that acceptance; those who have
+    not submitted yet are asked for the new one.
+    """
+    with transaction.atomic():
+        current = (
+            Acknowledgement.objects.select_for_update()
+            .filter(campaign=campaign, key=key, is_current=True)
+            .first()
+        )
+        if current is not None and all(
+            getattr(current, f) == texts[f] for f in ACKNOWLEDGEMENT_TEXT_FIELDS
+        ):
+            current.required, current.position = required, position
+            current.save(update_fields=["required", "position"])
+            audit_record(action=AuditEvent.Action.CHANGE, obj=current, actor=actor)
+            return current
+        version = 1
+        if current is not None:
+            version = current.version + 1
+            current.is_current = False
+            current.save(update_fields=["is_current"])
+        acknowledgement = Acknowledgement.objects.create(
+            campaign=campaign,
+            key=key,
+            version=version,
+            required=required,
+            position=position,
+            created_by=actor,
+            **{f: texts[f] for f in ACKNOWLEDGEMENT_TEXT_FIELDS},
+        )
+        audit_record(
+            action=AuditEvent.Action.CREATE,
+            obj=acknowledgement,
+            actor=actor,
+            detail={"key": key, "version": version},
+        )
+    return acknowledgement
+
+
+def acknowledgement_retire(*, acknowledgement: Acknowledgement, actor: Any) -> None:
+    """Stop asking for a document; acceptances already given stay."""
+    with transaction.atomic():
+        updated = Acknowledgement.objects.filter(pk=acknowledgement.pk, is_current=True).update(
+            is_current=False
+        )
+        if updated:
+            audit_record(
+                action=AuditEvent.Action.DELETE,
+                obj=acknowledgement,
+                actor=actor,
+                detail={"retired": True},
+            )
+
+
+def campaign_open(*, campaign: Campaign, actor: Any = None, batch: int = 5000) -> CampaignOpened:
+    """Create a registration for every household with an active student and an
+    enrollment decision for every active student. Running it again adds only what
+    is missing (new households, new students) and changes nothing else."""
+    active = HouseholdStudent.objects.filter(student__enabled=True)
+    household_ids = active.values_list("household_id", flat=True).distinct().order_by()
+    registrations = 0
+    pending: list[Registration] = []
+
+    def flush_registrations() -> int:
+        created = Registration.objects.bulk_create(pending, ignore_conflicts=True)
+        pending.clear()
+        return len(created)
+
+    for household_id in household_ids.iterator(chunk_size=batch):
+        pending.append(Registration(campaign=campaign, household_id=household_id))
+        if len(pending) >= batch:
+            registrations += flush_registrations()
+    registrations += flush_registrations()
+
+    registration_of = dict(
+        Registration.objects.filter(campaign=campaign).values_list("household_id", "pk")
+    )
+    primary = dict(
+        active.filter(is_primary=True).values_list("student_id", "household_id").order_by()
+    )
+    decided = set(
+        EnrollmentDecision.objects.filter(campaign=campaign).values_list("student_id", flat=True)
+    )
+    decisions: list[EnrollmentDecision] = []
+    for student_id in (
+        Student.objects.filter(enabled=True, households__isnull=False)
+        .values_list("pk", flat=True)
+        .distinct()
+        .order_by()
+        .iterator(chunk_size=batch)
+    ):
+        if student_id in decided:
+            continue
+        decisions.append(
+            EnrollmentDecision(
+                campaign=campaign,
+                student_id=student_id,
+                registration_id=registration_of.get(primary.get(student_id)),
+            )
+        )
+    created_decisions = 0
+    for start in range(0, len(decisions), batch):
+        created_decisions += len(
+            EnrollmentDecision.objects.bulk_create(
+                decisions[start : start + batch], ignore_conflicts=True
+            )
+        )
+    with transaction.atomic():
+        Campaign.objects.filter(pk=campaign.pk, opened_at__isnull=True).update(
+            opened_at=timezone.now()
+        )
+        audit_record(
+            action=AuditEvent.Action.CREATE,
+            obj=campaign,
+            actor=actor,
+            actor_label="" if actor else "campaign open",
+            detail={"opened": True, "registrations": registrations, "decisions": created_decisions},
+        )
+    campaign.refresh_from_db(fields=["opened_at"])
+    return CampaignOpened(registrations=registrations, decisions=created_decisions)
+
+
+# -- registrations -------------------------------------------------------------------
+
+
+class RegistrationClosed(TransitionRefused):
+    """The registration was submitted, approved or withdrawn; it takes no answers."""
+
+
+def _registration_lock(registration: Registration) -> Registration:
+    return (
+        Registration.objects.select_for_update().select_related("campaign").get(pk=registration.pk)
+    )
+
+
+def _registration_open_for_answers(locked: Registration, user: Any) -> None:
+    """Start or reopen the registration: a guardian's first answer moves it on."""
+    if locked.state == Registration.State.NOT_STARTED:
+        _apply(locked, "start", actor=user)
+    elif locked.state == Registration.State.RETURNED:
+        _apply(locked, "reopen", actor=user, note="the family is making the corrections")
+    elif locked.state != Registration.State.IN_PROGRESS:
+        raise RegistrationClosed(
+            gettext("This registration was submitted and can no longer be changed here.")
+        )
+
+
+def registration_step_save(
+    *,
+    registration: Registration,
+    step: str,
+    data: dict[str, list[str]],
+    answers: dict[str, Any],
+    unchanged: bool,
+    user: Any,
+) -> RegistrationStep:
+    """Save one step's answers as a draft, at once, so that nothing is lost."""
+    with transaction.atomic():
+        locked = _registration_lock(registration)
+        _registration_open_for_answers(locked, user)
+        draft = _draft_save(locked, step, data, answers, unchanged, user)
+    return draft
+
+
+def _draft_save(
+    registration: Registration,
+    step: str,
+    data: dict[str, list[str]],
+    answers: dict[str, Any],
+    unchanged: bool,
+    user: Any,
+) -> RegistrationStep:
+    draft, _created = RegistrationStep.objects.update_or_create(
+        registration=registration,
+        step=step,
+        defaults={"data": data, "answers": answers, "unchanged": unchanged, "saved_by": user},
+    )
+    return draft
+
+
+def _sha256_of_upload(upload: Any) -> str:
+    digest = hashlib.sha256()
+    upload.seek(0)
+    for chunk in upload.chunks():
+        digest.update(chunk)
+    upload.seek(0)
+    return digest.hexdigest()
+
+
+def address_change_save(
+    *,
+    registration: Registration,
+    guardian: Guardian,
+    data: dict[str, list[str]],
+    answers: dict[str, Any],
+    unchanged: bool,
+    uploads: list[Any],
+    remove_proof_ids: list[int],
+    user: Any,
+) -> AddressChangeRequest | None:
+    """The address step, saved with its draft: keep the address, or ask for it to
+    change, with proofs.
+
+    An open request is updated while nobody has looked at it yet; once it waits for
+    the visit, a different address cancels it and starts a new one. Keeping the old
+    address cancels any open request. The household's address does not change here.
+    """
+    with transaction.atomic():
+        locked = _registration_lock(registration)
+        _registration_open_for_answers(locked, user)
+        _draft_save(locked, "address", data, answers, unchanged, user)
+        request = (
+            AddressChangeRequest.objects.select_for_update()
+            .filter(household_id=locked.household_id, state__in=AddressChangeRequest.OPEN_STATES)
+            .first()
+        )
+        if not answers.get("moved"):
+            if request is not None:
+                _apply(
+                    request,
+                    "cancel",
+                    actor=user,
+                    note="the family still lives at the old address",
+                    reason="The family still lives at the address on file.",
+                )
+            return None
+        fields = {n: answers.get(n, "") for n in ADDRESS_FIELDS}
+        if request is not None and request.state == AddressChangeRequest.State.AWAITING_VISIT:
+            if all(getattr(request, n) == v for n, v in fields.items()):
+                pass
+            else:
+                _apply(
+                    request,
+                    "cancel",
+                    actor=user,
+                    note="replaced by another address",
+                    reason="The family gave another address.",
+                )
+                request = None
+        if request is None:
+            request = AddressChangeRequest.objects.create(
+                household_id=locked.household_id,
+                registration=locked,
+                requested_by=guardian,
+                **fields,
+            )
+            transition_log(
+                obj=request, transition="request", source="", target=request.state, actor=user
+            )
+        else:
+            for name, value in fields.items():
+                setattr(request, name, value)
+            request.save(update_fields=[*ADDRESS_FIELDS, "updated_at"])
+        if remove_proof_ids:
+            for proof in AddressProof.objects.filter(request=request, pk__in=remove_proof_ids):
+                proof.file.delete(save=False)
+                proof.delete()
+        for upload in uploads:
+            proof = AddressProof(
+                request=request,
+                original_name=Path(upload.name).name[:200],
+                content_type=upload.content_type,
+                size=upload.size,
+                sha256=_sha256_of_upload(upload),
+                uploaded_by=user,
+            )
+            proof.file.save(Path(upload.name).name, upload, save=False)
+            proof.save()
+    return request
+
+
+def content_sha256(content: Any) -> str:
+    """A stable digest of what the guardian reviewed."""
+    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass
+class Signature:
+    guardian: Guardian
+    signed_name: str
+    ip_address: str
+    user_agent: str
+    language: str
+
+
+def registration_submit(
+    *,
+    registration: Registration,
+    signature: Signature,
+    content: dict[str, Any],
+    user: Any,
+) -> Submission:
+    """Sign and submit: record every child's decision and each accepted document,
+    send the address change to the office, keep the signed content, and queue the
+    confirmation (PDF and email) for after commit. One transaction: on any refusal
+    nothing is kept."""
+    from documents.tasks import confirmation_send_task
+
+    with transaction.atomic():
+        locked = _registration_lock(registration)
+        if locked.state != Registration.State.IN_PROGRESS:
+            raise RegistrationClosed(gettext("This registration has already been submitted."))
+        drafts = {d.step: d.answers for d in RegistrationStep.objects.filter(registration=locked)}
+        for decision in (
+            EnrollmentDecision.objects.select_for_update()
+            .filter(registration=locked)
+            .order_by("pk")
+        ):
+            answer = drafts.get(f"child-{decision.student_id}")
+            if not answer or answer.get("read_only"):
+                continue
+            if answer["returning"]:
+                _apply(
+                    decision,
+                    "mark_returning",
+                    actor=user,
+                    school=School.objects.get(pk=answer["next_school"]),
+                    grade=answer["next_grade"],
+                )
+            else:
+                _apply(
+                    decision,
+                    "mark_leaving",
+                    actor=user,
+                    note=answer["leaving_reason"],
+                    reason=answer["leaving_reason"],
+                    destination=answer["leaving_destination"],
+                )
+        accepted = drafts.get("acknowledgements", {}).get("accepted", [])
+        current = Acknowledgement.objects.filter(
+            campaign_id=locked.campaign_id, pk__in=accepted, is_current=True
+        )
+        AcknowledgementAcceptance.objects.bulk_create(
+            [
+                AcknowledgementAcceptance(
+                    registration=locked, acknowledgement=ack, guardian=signature.guardian
+                )
+                for ack in current
+            ],
+            ignore_conflicts=True,
+        )
+        if not registration_children_decided(locked):
+            raise TransitionRefused(gettext("Please decide for every child before signing."))
+        if not registration_acknowledgements_signed(locked):
+            raise TransitionRefused(
+                gettext("Please accept every required document before signing.")
+            )
+        for request in AddressChangeRequest.objects.select_for_update().filter(
+            household_id=locked.household_id, state=AddressChangeRequest.State.REQUESTED
+        ):
+            request.registration = locked
+            _apply(request, "await_visit", actor=user, note="registration submitted")
+        version = (locked.submissions.aggregate(last=Max("version"))["last"] or 0) + 1
+        submission = Submission.objects.create(
+            registration=locked,
+            version=version,
+            guardian=signature.guardian,
+            signed_name=signature.signed_name,
+            signed_at=timezone.now(),
+            ip_address=signature.ip_address or None,
+            user_agent=signature.user_agent[:500],
+            language=signature.language,
+            content=content,
+            content_sha256=content_sha256(content),
+        )
+        _apply(locked, "submit", actor=user, note=f"version {version}")
+        transaction.on_commit(partial(confirmation_send_task.delay, submission.pk))
+    return submission

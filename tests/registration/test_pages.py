@@ -79,7 +79,7 @@ def test_a_guardian_lands_on_their_family(guardian_user, client, django_assert_m
     assert landing.url == reverse("after_sign_in")
     response = client.get(landing.url)
     assert response.url == reverse("guardian_home")
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(15):
         response = client.get(reverse("guardian_home"))
     html = response.content.decode()
     assert "Hello, José Ángel" in html
@@ -106,7 +106,7 @@ def test_the_guardian_page_does_not_grow_with_the_family(
     other_guardian_user, client, django_assert_max_num_queries
 ):
     sign_in(client, other_guardian_user)
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(15):
         html = client.get(reverse("guardian_home")).content.decode()
     assert "Liam O&#x27;Brien" in html and "Zoë O&#x27;Brien" in html
     assert "García" not in html

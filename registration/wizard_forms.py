@@ -1,0 +1,813 @@
+"""The re-registration wizard's steps.
+
+Each form is built from the household as the database holds it (``WizardContext``),
+never from answers to earlier steps. ``initial`` is what the district has on file;
+``answers()`` turns cleaned data into the JSON a draft keeps. Forms clean and
+convert; the wizard view saves through ``workflow.services``.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext_lazy as _
+from phonenumber_field.formfields import PhoneNumberField
+from phonenumber_field.phonenumber import PhoneNumber
+from phonenumber_field.widgets import RegionalPhoneNumberWidget
+
+from registration.grades import GRADE_LABELS, PROMOTION_ORDER
+from registration.models import ContactPoint, Guardian
+from workflow.models import EnrollmentDecision
+from workflow.selectors import ChildRow, WizardContext
+
+PROOF_TYPES = {
+    "application/pdf": (b"%PDF-",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+}
+PREFERENCE_FIELDS = [
+    ("emergency", _("Emergencies and school closures")),
+    ("attendance", _("Attendance")),
+    ("general", _("General school news")),
+]
+CHANNELS = [("voice", _("Phone call")), ("sms", _("Text message")), ("email", _("Email"))]
+CONSENT_KINDS = [
+    ("directory", _("Directory information (name, grade, photo) may be shared")),
+    ("media", _("Photos and video of my child may be published")),
+    ("internet", _("My child may use the internet and school accounts")),
+    ("local_trips", _("My child may go on walking trips near school")),
+    ("emergency_care", _("The school may seek emergency medical treatment for my child")),
+]
+
+
+def proof_content_type(upload: UploadedFile) -> str | None:
+    """The proof's type read from its first bytes, never from its name; None when it
+    is not a PDF, JPEG or PNG."""
+    upload.seek(0)
+    head = upload.read(16)
+    upload.seek(0)
+    for content_type, signatures in PROOF_TYPES.items():
+        if any(head.startswith(signature) for signature in signatures):
+            return content_type
+    return None
+
+
+def _phone(value: Any) -> str:
+    return value.as_e164 if isinstance(value, PhoneNumber) and value.is_valid() else ""
+
+
+def _name_key(text: str) -> str:
+    """Case, accents and spacing removed, so that "jose  perez" matches "José Pérez"."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
+
+
+class StepForm(forms.Form):
+    """A wizard step. ``context`` is the household as the database holds it."""
+
+    title: Any = ""
+    offers_unchanged = True
+
+    def __init__(self, *args: Any, context: WizardContext, **kwargs: Any) -> None:
+        self.context = context
+        kwargs["initial"] = {**self.initial_from_records(), **(kwargs.get("initial") or {})}
+        super().__init__(*args, **kwargs)
+        self.build()
+
+    def build(self) -> None:
+        """Add the fields that depend on the household."""
+
+    def initial_from_records(self) -> dict[str, Any]:
+        return {}
+
+    def answers(self) -> dict[str, Any]:
+        """The cleaned data as JSON."""
+        return {}
+
+    def review_rows(self, answered: StepForm | None) -> list[dict[str, Any]]:
+        """What the review page and the confirmation show for this step."""
+        return review_rows(self, answered)
+
+    def data_from_initial(self) -> dict[str, list[str]]:
+        """The form's on-file values as submitted form data: "this is all still correct"."""
+        data: dict[str, list[str]] = {}
+        for name, field in self.fields.items():
+            key = self.add_prefix(name)
+            value = self.get_initial_for_field(field, name)
+            if isinstance(field, forms.FileField):
+                continue
+            if isinstance(field, forms.BooleanField):
+                if value:
+                    data[key] = ["on"]
+            elif isinstance(field, forms.MultipleChoiceField):
+                data[key] = [str(v) for v in value or []]
+            elif isinstance(value, PhoneNumber):
+                data[key] = [value.as_e164 if value.is_valid() else str(value)]
+            else:
+                data[key] = ["" if value is None else str(value)]
+        return data
+
+
+# -- guardians' contacts ----------------------------------------------------------
+
+
+def _contact_values(guardian: Guardian) -> dict[str, Any]:
+    values: dict[str, Any] = {"email": "", "mobile": "", "home_phone": "", "work_phone": ""}
+    for point in guardian.contact_points.all():
+        if point.kind == ContactPoint.Kind.EMAIL:
+            values["email"] = values["email"] or point.email
+        elif point.label == ContactPoint.Label.MOBILE:
+            values["mobile"] = values["mobile"] or point.phone
+        elif point.label == ContactPoint.Label.WORK:
+            values["work_phone"] = values["work_phone"] or point.phone
+        else:
+            values["home_phone"] = values["home_phone"] or point.phone
+    return values
+
+
+class ContactsForm(StepForm):
+    title = _("Parents' and guardians' contacts")
+
+    def build(self) -> None:
+        for guardian in self.context.guardians:
+            prefix = f"g{guardian.pk}_"
+            self.fields[prefix + "email"] = forms.EmailField(
+                label=_("Email address"),
+                required=False,
+                widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+            )
+            self.fields[prefix + "mobile"] = PhoneNumberField(
+                label=_("Mobile phone"),
+                required=False,
+                widget=RegionalPhoneNumberWidget(attrs={"autocomplete": "tel"}),
+            )
+            self.fields[prefix + "home_phone"] = PhoneNumberField(
+                label=_("Home phone"),
+                required=False,
+                widget=RegionalPhoneNumberWidget(),
+            )
+            self.fields[prefix + "work_phone"] = PhoneNumberField(
+                label=_("Work phone"),
+                required=False,
+                widget=RegionalPhoneNumberWidget(),
+            )
+            for name in ("email", "mobile", "home_phone", "work_phone"):
+                self.fields[prefix + name].review_group = guardian.full_name  # type: ignore[attr-defined]
+
+    def guardian_fields(self) -> list[tuple[Guardian, list[forms.BoundField]]]:
+        return [
+            (g, [self[f"g{g.pk}_{n}"] for n in ("email", "mobile", "home_phone", "work_phone")])
+            for g in self.context.guardians
+        ]
+
+    def initial_from_records(self) -> dict[str, Any]:
+        initial = {}
+        for guardian in self.context.guardians:
+            for name, value in _contact_values(guardian).items():
+                initial[f"g{guardian.pk}_{name}"] = value
+        return initial
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for guardian in self.context.guardians:
+            prefix = f"g{guardian.pk}_"
+            names = ("email", "mobile", "home_phone", "work_phone")
+            if all(not cleaned.get(prefix + n) and prefix + n not in self.errors for n in names):
+                self.add_error(
+                    prefix + "mobile",
+                    _("Give at least one phone number or email address for %(name)s.")
+                    % {"name": guardian.full_name},
+                )
+        return cleaned
+
+    def answers(self) -> dict[str, Any]:
+        guardians = {}
+        for guardian in self.context.guardians:
+            prefix = f"g{guardian.pk}_"
+            guardians[str(guardian.pk)] = {
+                "email": self.cleaned_data.get(prefix + "email", ""),
+                "mobile": _phone(self.cleaned_data.get(prefix + "mobile")),
+                "home_phone": _phone(self.cleaned_data.get(prefix + "home_phone")),
+                "work_phone": _phone(self.cleaned_data.get(prefix + "work_phone")),
+            }
+        return {"guardians": guardians}
+
+
+# -- contact preferences ----------------------------------------------------------
+
+
+class PreferencesForm(StepForm):
+    title = _("How we contact you")
+
+    def build(self) -> None:
+        for guardian in self.context.guardians:
+            for kind, kind_label in PREFERENCE_FIELDS:
+                for channel, channel_label in CHANNELS:
+                    field = forms.BooleanField(label=channel_label, required=False)
+                    field.review_group = f"{guardian.full_name}, {kind_label}"  # type: ignore[attr-defined]
+                    self.fields[f"g{guardian.pk}_{kind}_{channel}"] = field
+            opt_out = forms.BooleanField(
+                label=_("No attendance or general messages, only emergencies"), required=False
+            )
+            opt_out.review_group = guardian.full_name  # type: ignore[attr-defined]
+            self.fields[f"g{guardian.pk}_opt_out"] = opt_out
+
+    def groups(self) -> list[tuple[Guardian, list[tuple[Any, list[forms.BoundField]]], Any]]:
+        """Per guardian: per kind of message, its channel checkboxes; then the opt-out."""
+        return [
+            (
+                g,
+                [
+                    (label, [self[f"g{g.pk}_{kind}_{channel}"] for channel, _c in CHANNELS])
+                    for kind, label in PREFERENCE_FIELDS
+                ],
+                self[f"g{g.pk}_opt_out"],
+            )
+            for g in self.context.guardians
+        ]
+
+    def initial_from_records(self) -> dict[str, Any]:
+        initial: dict[str, Any] = {}
+        for guardian in self.context.guardians:
+            preference = getattr(guardian, "contact_preference", None)
+            for kind, _label in PREFERENCE_FIELDS:
+                for channel, _c in CHANNELS:
+                    name = f"{kind}_{channel}"
+                    default = kind == "emergency" or channel == "email"
+                    initial[f"g{guardian.pk}_{name}"] = (
+                        getattr(preference, name) if preference else default
+                    )
+            initial[f"g{guardian.pk}_opt_out"] = (
+                preference.non_emergency_opt_out if preference else False
+            )
+        return initial
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for guardian in self.context.guardians:
+            if not any(cleaned.get(f"g{guardian.pk}_emergency_{c}") for c, _l in CHANNELS):
+                self.add_error(
+                    f"g{guardian.pk}_emergency_voice",
+                    _("Choose at least one way to reach %(name)s in an emergency.")
+                    % {"name": guardian.full_name},
+                )
+        return cleaned
+
+    def answers(self) -> dict[str, Any]:
+        guardians = {}
+        for guardian in self.context.guardians:
+            values = {
+                f"{kind}_{channel}": bool(self.cleaned_data.get(f"g{guardian.pk}_{kind}_{channel}"))
+                for kind, _l in PREFERENCE_FIELDS
+                for channel, _c in CHANNELS
+            }
+            values["non_emergency_opt_out"] = bool(self.cleaned_data.get(f"g{guardian.pk}_opt_out"))
+            guardians[str(guardian.pk)] = values
+        return {"guardians": guardians}
+
+
+# -- address ----------------------------------------------------------------------
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    widget = MultipleFileInput
+
+    def clean(self, data: Any, initial: Any = None) -> list[UploadedFile]:
+        files = data if isinstance(data, (list, tuple)) else [data] if data else []
+        return [super(MultipleFileField, self).clean(f, initial) for f in files]
+
+
+class AddressForm(StepForm):
+    title = _("Home address")
+    MOVED_CHOICES = [
+        ("no", _("We still live at this address")),
+        ("yes", _("We have moved")),
+    ]
+
+    moved = forms.ChoiceField(
+        label=_("Do you still live at this address?"),
+        choices=MOVED_CHOICES,
+        widget=forms.RadioSelect,
+    )
+    street1 = forms.CharField(
+        label=_("Street address"),
+        max_length=200,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "address-line1"}),
+    )
+    street2 = forms.CharField(
+        label=_("Apartment, suite, unit"),
+        max_length=200,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "address-line2"}),
+    )
+    city = forms.CharField(
+        label=_("City"),
+        max_length=100,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "address-level2"}),
+    )
+    state = forms.CharField(
+        label=_("State"),
+        max_length=2,
+        required=False,
+        help_text=_("Two letters, for example CA."),
+        widget=forms.TextInput(attrs={"autocomplete": "address-level1", "size": 3}),
+    )
+    postal_code = forms.RegexField(
+        label=_("ZIP code"),
+        regex=r"^\d{5}(-\d{4})?$",
+        required=False,
+        error_messages={"invalid": _("A ZIP code has five digits, for example 94040.")},
+        widget=forms.TextInput(attrs={"autocomplete": "postal-code", "inputmode": "numeric"}),
+    )
+    proofs = MultipleFileField(
+        label=_("Proofs of your new address"),
+        required=False,
+        help_text=_(
+            "A lease, a mortgage statement or a recent utility bill: PDF, JPEG or PNG, "
+            "at most 10 MB each. You can take a photo with your phone."
+        ),
+        widget=MultipleFileInput(attrs={"accept": "application/pdf,image/jpeg,image/png"}),
+    )
+    remove_proofs = forms.MultipleChoiceField(
+        label=_("Remove"), required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    REQUIRED_WHEN_MOVED = ("street1", "city", "state", "postal_code")
+
+    def build(self) -> None:
+        self.fields["remove_proofs"].choices = [
+            (str(p.pk), p.original_name) for p in self.context.proofs
+        ]
+        self.fields["state"].initial = self.context.household.state
+
+    def initial_from_records(self) -> dict[str, Any]:
+        request = self.context.address_request
+        if request is None:
+            return {"moved": "no"}
+        return {
+            "moved": "yes",
+            "street1": request.street1,
+            "street2": request.street2,
+            "city": request.city,
+            "state": request.state,
+            "postal_code": request.postal_code,
+        }
+
+    def data_from_initial(self) -> dict[str, list[str]]:
+        return {self.add_prefix("moved"): ["no"]}
+
+    def clean_state(self) -> str:
+        value: str = self.cleaned_data.get("state", "").strip().upper()
+        if value and (len(value) != 2 or not value.isalpha()):
+            raise forms.ValidationError(_("Use the two-letter state code, for example CA."))
+        return value
+
+    def clean_proofs(self) -> list[UploadedFile]:
+        files: list[UploadedFile] = self.cleaned_data.get("proofs") or []
+        limit = settings.ADDRESS_PROOF_MAX_BYTES
+        for upload in files:
+            if upload.size is not None and upload.size > limit:
+                raise forms.ValidationError(
+                    _("%(name)s is larger than %(limit)s. Please send a smaller file or a photo.")
+                    % {"name": upload.name, "limit": filesizeformat(limit)}
+                )
+            content_type = proof_content_type(upload)
+            if content_type is None:
+                raise forms.ValidationError(
+                    _("%(name)s is not a PDF, JPEG or PNG file.") % {"name": upload.name}
+                )
+            upload.content_type = content_type
+        return files
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("moved") != "yes":
+            return cleaned
+        for name in self.REQUIRED_WHEN_MOVED:
+            if not cleaned.get(name) and name not in self.errors:
+                self.add_error(name, _("Please fill in your new address."))
+        household = self.context.household
+        same = all(
+            (cleaned.get(n) or "").strip().casefold() == (getattr(household, n) or "").casefold()
+            for n in ("street1", "street2", "city", "postal_code")
+        )
+        if same and "street1" not in self.errors:
+            self.add_error("street1", _("This is the address we already have."))
+        kept = len(self.context.proofs) - len(cleaned.get("remove_proofs") or [])
+        total = kept + len(cleaned.get("proofs") or [])
+        if "proofs" not in self.errors:
+            if total < 1:
+                self.add_error("proofs", _("Please add at least one proof of your new address."))
+            elif total > settings.ADDRESS_PROOF_MAX_FILES:
+                self.add_error(
+                    "proofs",
+                    _("You can add at most %(count)s files.")
+                    % {"count": settings.ADDRESS_PROOF_MAX_FILES},
+                )
+        return cleaned
+
+    def review_rows(self, answered: StepForm | None) -> list[dict[str, Any]]:
+        household = self.context.household
+        before = ", ".join(household.address_lines) or "—"
+        after = before
+        if answered is not None and answered.cleaned_data.get("moved") == "yes":
+            data = answered.cleaned_data
+            city_line = " ".join(
+                p for p in (f"{data.get('city')},", data.get("state"), data.get("postal_code")) if p
+            )
+            after = ", ".join(p for p in (data.get("street1"), data.get("street2"), city_line) if p)
+        rows = [
+            {
+                "label": str(_("Home address")),
+                "before": before,
+                "after": after,
+                "changed": before != after,
+            }
+        ]
+        if before != after:
+            rows.append(
+                {
+                    "label": str(_("Proofs of your new address")),
+                    "before": "",
+                    "after": ", ".join(p.original_name for p in self.context.proofs) or "—",
+                    "changed": True,
+                }
+            )
+        return rows
+
+    def answers(self) -> dict[str, Any]:
+        if self.cleaned_data.get("moved") != "yes":
+            return {"moved": False}
+        return {
+            "moved": True,
+            **{n: self.cleaned_data.get(n, "").strip() for n in ("street1", "street2", "city")},
+            "state": self.cleaned_data.get("state", ""),
+            "postal_code": self.cleaned_data.get("postal_code", ""),
+        }
+
+
+# -- emergency contacts -----------------------------------------------------------
+
+EMERGENCY_SLOTS = 3
+
+
+class EmergencyForm(StepForm):
+    title = _("Emergency contacts")
+
+    def build(self) -> None:
+        for slot in range(1, EMERGENCY_SLOTS + 1):
+            self.fields[f"c{slot}_name"] = forms.CharField(
+                label=_("Name"), max_length=200, required=False
+            )
+            self.fields[f"c{slot}_relationship"] = forms.CharField(
+                label=_("Relationship to the children"),
+                max_length=100,
+                required=False,
+                help_text=_("For example: aunt, neighbour, family friend."),
+            )
+            self.fields[f"c{slot}_phone"] = PhoneNumberField(
+                label=_("Phone"),
+                required=False,
+                widget=RegionalPhoneNumberWidget(),
+            )
+            for name in ("name", "relationship", "phone"):
+                self.fields[f"c{slot}_{name}"].review_group = _(  # type: ignore[attr-defined]
+                    "Contact %(number)s"
+                ) % {"number": slot}
+
+    def slots(self) -> list[tuple[int, list[forms.BoundField]]]:
+        return [
+            (slot, [self[f"c{slot}_{n}"] for n in ("name", "relationship", "phone")])
+            for slot in range(1, EMERGENCY_SLOTS + 1)
+        ]
+
+    def initial_from_records(self) -> dict[str, Any]:
+        initial = {}
+        for slot, contact in enumerate(self.context.emergency_contacts[:EMERGENCY_SLOTS], 1):
+            initial[f"c{slot}_name"] = contact.name
+            initial[f"c{slot}_relationship"] = contact.relationship
+            initial[f"c{slot}_phone"] = contact.phone
+        return initial
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        filled = 0
+        for slot in range(1, EMERGENCY_SLOTS + 1):
+            name, phone = cleaned.get(f"c{slot}_name"), cleaned.get(f"c{slot}_phone")
+            relationship = cleaned.get(f"c{slot}_relationship")
+            if f"c{slot}_phone" in self.errors:
+                filled += 1
+                continue
+            if name and not phone:
+                self.add_error(f"c{slot}_phone", _("Please give a phone number for this contact."))
+            elif (phone or relationship) and not name:
+                self.add_error(f"c{slot}_name", _("Please give this contact's name."))
+            if name or phone:
+                filled += 1
+        if not filled:
+            self.add_error(
+                "c1_name", _("Please give at least one person we can call in an emergency.")
+            )
+        return cleaned
+
+    def answers(self) -> dict[str, Any]:
+        contacts = []
+        for slot in range(1, EMERGENCY_SLOTS + 1):
+            if self.cleaned_data.get(f"c{slot}_name"):
+                contacts.append(
+                    {
+                        "name": self.cleaned_data[f"c{slot}_name"].strip(),
+                        "relationship": self.cleaned_data.get(f"c{slot}_relationship", "").strip(),
+                        "phone": _phone(self.cleaned_data.get(f"c{slot}_phone")),
+                    }
+                )
+        return {"contacts": contacts}
+
+
+# -- one child --------------------------------------------------------------------
+
+
+class ChildForm(StepForm):
+    """Next year for one child. Read-only (no fields) when another household decides
+    for the child, or when the signed-in guardian holds no education rights."""
+
+    DECISION_CHOICES = [
+        ("returning", _("Returning next year")),
+        ("leaving", _("Leaving the district")),
+    ]
+
+    def __init__(self, *args: Any, child: ChildRow, **kwargs: Any) -> None:
+        self.child = child
+        super().__init__(*args, **kwargs)
+
+    @property
+    def title(self) -> str:  # type: ignore[override]
+        return self.child.student.full_name
+
+    @property
+    def read_only(self) -> bool:
+        return not self.child.may_decide
+
+    def build(self) -> None:
+        if self.read_only:
+            return
+        student = self.child.student
+        self.fields["decision"] = forms.ChoiceField(
+            label=_("Will %(name)s attend our schools next year?") % {"name": student.given_name},
+            choices=self.DECISION_CHOICES,
+            widget=forms.RadioSelect,
+        )
+        self.fields["next_school"] = forms.TypedChoiceField(
+            label=_("School next year"),
+            choices=[("", "—")] + [(s.pk, s.name) for s in self.child.schools],
+            coerce=int,
+            required=False,
+        )
+        self.fields["next_grade"] = forms.ChoiceField(
+            label=_("Grade next year"),
+            choices=[("", "—")] + [(g, GRADE_LABELS[g]) for g in PROMOTION_ORDER],
+            required=False,
+        )
+        self.fields["leaving_reason"] = forms.ChoiceField(
+            label=_("Why is %(name)s leaving?") % {"name": student.given_name},
+            choices=[("", "—"), *EnrollmentDecision.LeavingReason.choices],
+            required=False,
+        )
+        self.fields["leaving_destination"] = forms.CharField(
+            label=_("New school or district"),
+            max_length=200,
+            required=False,
+            help_text=_("So that we can send the school records."),
+        )
+        self.fields["allergies"] = forms.CharField(
+            label=_("Allergies"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+        )
+        self.fields["medications"] = forms.CharField(
+            label=_("Medications taken at school"),
+            required=False,
+            widget=forms.Textarea(attrs={"rows": 2}),
+        )
+        self.fields["conditions"] = forms.CharField(
+            label=_("Medical conditions the school should know about"),
+            required=False,
+            widget=forms.Textarea(attrs={"rows": 2}),
+        )
+        for kind, label in CONSENT_KINDS:
+            self.fields[f"consent_{kind}"] = forms.BooleanField(label=label, required=False)
+
+    def review_rows(self, answered: StepForm | None) -> list[dict[str, Any]]:
+        if not self.read_only:
+            return review_rows(self, answered)
+        decision = self.child.decision
+        shown = decision.get_state_display() if decision else _("Not decided yet")
+        return [
+            {
+                "label": str(_("Next year")),
+                "before": "",
+                "after": str(shown),
+                "changed": False,
+                "note": str(
+                    _("Decided by the child's other household.")
+                    if not self.child.is_primary
+                    else _("Another parent or guardian with education rights decides.")
+                ),
+            }
+        ]
+
+    def consent_fields(self) -> list[forms.BoundField]:
+        return [self[f"consent_{kind}"] for kind, _label in CONSENT_KINDS]
+
+    def initial_from_records(self) -> dict[str, Any]:
+        student = self.child.student
+        health = getattr(student, "health", None)
+        initial: dict[str, Any] = {
+            "allergies": health.allergies if health else "",
+            "medications": health.medications if health else "",
+            "conditions": health.conditions if health else "",
+        }
+        for kind, _label in CONSENT_KINDS:
+            initial[f"consent_{kind}"] = self.child.consents.get(kind, False)
+        decision = self.child.decision
+        if decision is not None and decision.state != EnrollmentDecision.State.PENDING:
+            initial.update(
+                decision="returning" if decision.returning else "leaving",
+                next_school=decision.next_school_id or "",
+                next_grade=decision.next_grade,
+                leaving_reason=decision.leaving_reason,
+                leaving_destination=decision.leaving_destination,
+            )
+        elif self.child.next_grade:
+            same_school = student.school in self.child.schools
+            school = student.school if same_school else (self.child.schools or [None])[0]
+            initial.update(
+                decision="returning",
+                next_school=school.pk if school else "",
+                next_grade=self.child.next_grade,
+            )
+        else:  # after the last grade
+            initial.update(decision="leaving", leaving_reason="graduating")
+        return initial
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.read_only:
+            return cleaned
+        if cleaned.get("decision") == "returning":
+            for name in ("next_school", "next_grade"):
+                if not cleaned.get(name) and name not in self.errors:
+                    self.add_error(name, _("Please choose."))
+        elif cleaned.get("decision") == "leaving":
+            reason = cleaned.get("leaving_reason")
+            if not reason:
+                self.add_error("leaving_reason", _("Please choose a reason."))
+            elif reason not in ("graduating", "other") and not cleaned.get("leaving_destination"):
+                self.add_error(
+                    "leaving_destination", _("Please tell us the new school or district.")
+                )
+        return cleaned
+
+    def answers(self) -> dict[str, Any]:
+        if self.read_only:
+            return {"student": self.child.student.pk, "read_only": True}
+        data = self.cleaned_data
+        returning = data.get("decision") == "returning"
+        return {
+            "student": self.child.student.pk,
+            "read_only": False,
+            "returning": returning,
+            "next_school": data.get("next_school") if returning else None,
+            "next_grade": data.get("next_grade", "") if returning else "",
+            "leaving_reason": "" if returning else data.get("leaving_reason", ""),
+            "leaving_destination": "" if returning else data.get("leaving_destination", ""),
+            "health": {
+                n: data.get(n, "").strip() for n in ("allergies", "medications", "conditions")
+            },
+            "consents": {kind: bool(data.get(f"consent_{kind}")) for kind, _l in CONSENT_KINDS},
+        }
+
+
+# -- acknowledgements and signature -------------------------------------------------
+
+
+class AcknowledgementsForm(StepForm):
+    title = _("Acknowledgements")
+    offers_unchanged = False
+
+    def build(self) -> None:
+        for ack in self.context.acknowledgements:
+            self.fields[f"ack_{ack.pk}"] = forms.BooleanField(
+                label=_("I have read and accept: %(title)s")
+                % {"title": ack.title_in(self.context.language)},
+                required=ack.required,
+                error_messages={"required": _("Please read and accept this document.")},
+            )
+
+    def review_rows(self, answered: StepForm | None) -> list[dict[str, Any]]:
+        accepted = set((answered.answers() if answered else {}).get("accepted", []))
+        return [
+            {
+                "label": f"{ack.title_in(self.context.language)} ({_('version')} {ack.version})",
+                "before": "",
+                "after": str(_("Accepted") if ack.pk in accepted else _("Not accepted")),
+                "changed": False,
+            }
+            for ack in self.context.acknowledgements
+        ]
+
+    def documents(self) -> list[tuple[Any, forms.BoundField]]:
+        return [(ack, self[f"ack_{ack.pk}"]) for ack in self.context.acknowledgements]
+
+    def answers(self) -> dict[str, Any]:
+        return {
+            "accepted": [
+                ack.pk
+                for ack in self.context.acknowledgements
+                if self.cleaned_data.get(f"ack_{ack.pk}")
+            ]
+        }
+
+
+class ReviewForm(StepForm):
+    title = _("Review and sign")
+    offers_unchanged = False
+
+    signed_name = forms.CharField(
+        label=_("Your full name"),
+        max_length=200,
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+    attest = forms.BooleanField(
+        label=_(
+            "I confirm that the information above is true and complete, and that I may "
+            "register these children."
+        ),
+        error_messages={"required": _("Please confirm before signing.")},
+    )
+    content_sha256 = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    def build(self) -> None:
+        self.fields["signed_name"].help_text = _(
+            "Type your name as we have it: %(name)s. This is your signature."
+        ) % {"name": self.context.guardian.full_name}
+
+    def clean_signed_name(self) -> str:
+        typed: str = self.cleaned_data["signed_name"].strip()
+        guardian = self.context.guardian
+        words = set(_name_key(typed).split())
+        expected = set(_name_key(f"{guardian.given_name} {guardian.family_name}").split())
+        if not expected <= words:
+            raise forms.ValidationError(
+                _("Please type your full name as we have it: %(name)s.")
+                % {"name": guardian.full_name}
+            )
+        return " ".join(typed.split())
+
+
+# -- review -------------------------------------------------------------------------
+
+
+def display_value(field: forms.Field, value: Any) -> str:
+    """A field's value as the review page and the confirmation show it."""
+    if isinstance(field, forms.BooleanField):
+        return str(_("Yes") if value else _("No"))
+    if value in (None, "", []):
+        return "—"
+    if isinstance(field, forms.ChoiceField):
+        labels = {str(k): str(v) for k, v in field.choices}
+        return labels.get(str(value), str(value))
+    if isinstance(value, PhoneNumber):
+        return value.as_national if value.is_valid() else str(value)
+    return str(value)
+
+
+def review_rows(form: StepForm, answered: StepForm | None) -> list[dict[str, Any]]:
+    """Last year's value and this year's, field by field. ``form`` is unbound (it
+    holds what is on file); ``answered`` holds the saved answers, cleaned."""
+    rows = []
+    for name, field in form.fields.items():
+        skipped = isinstance(field, (forms.FileField, forms.MultipleChoiceField))
+        if skipped or field.widget.is_hidden:
+            continue
+        before = display_value(field, form.get_initial_for_field(field, name))
+        after = display_value(field, answered.cleaned_data.get(name)) if answered else before
+        group = getattr(field, "review_group", "")
+        rows.append(
+            {
+                "label": f"{group}: {field.label}" if group else str(field.label),
+                "before": before,
+                "after": after,
+                "changed": before != after,
+            }
+        )
+    return rows
