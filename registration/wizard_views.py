@@ -137,6 +137,18 @@ class RegistrationWizard(NamedUrlSessionWizardView):
                 return step
         return "review"
 
+    def _resume_at(self) -> str:
+        """The first unfinished step; after staff returned the registration, the step
+        they asked to correct."""
+        returned_to = self.registration.return_step
+        if (
+            self.registration.state == Registration.State.RETURNED
+            and returned_to in self.get_form_list()
+            and self._is_reachable(returned_to)
+        ):
+            return returned_to
+        return self._first_unfinished()
+
     def _is_reachable(self, step: str) -> bool:
         """Steps are taken in order: no step after the first unfinished one."""
         steps = list(self.get_form_list())
@@ -156,7 +168,7 @@ class RegistrationWizard(NamedUrlSessionWizardView):
         self._refill_storage()
         step = kwargs.get("step")
         if step is None or step not in self.get_form_list():
-            return redirect(self.get_step_url(self._first_unfinished()))
+            return redirect(self.get_step_url(self._resume_at()))
         if not self._is_reachable(step):
             messages.info(request, _("Please finish this step first."))
             return redirect(self.get_step_url(self._first_unfinished()))

@@ -650,3 +650,17 @@ def registration_submit(
         _apply(locked, "submit", actor=user, note=f"version {version}")
         transaction.on_commit(partial(confirmation_send_task.delay, submission.pk))
     return submission
+
+
+def registration_return(
+    *, registration: Registration, actor: Any, comment: str, step: str = ""
+) -> None:
+    """Staff send a submitted registration back with what to correct; the family
+    sees the comment and the wizard opens again at ``step``."""
+    if not comment.strip():
+        raise TransitionRefused(gettext("Please say what the family should correct."))
+    with transaction.atomic():
+        locked = _registration_lock(registration)
+        locked.return_comment = comment.strip()
+        locked.return_step = step
+        _apply(locked, "return_for_changes", actor=actor, note=comment.strip())
