@@ -360,7 +360,7 @@ class AddressForm(StepForm):
             "street1": request.street1,
             "street2": request.street2,
             "city": request.city,
-            "state": request.state,
+            "state": request.state_code,
             "postal_code": request.postal_code,
         }
 

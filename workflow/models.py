@@ -13,7 +13,6 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from config.storage import private_storage_get
 from registration.grades import GRADE_CHOICES
-from registration.models import PostalAddress
 
 
 class AuditEvent(models.Model):
@@ -482,10 +481,11 @@ class EnrollmentDecision(ConcurrentTransitionMixin, models.Model):
 # -- address changes -----------------------------------------------------------------
 
 
-class AddressChangeRequest(ConcurrentTransitionMixin, PostalAddress, models.Model):
+class AddressChangeRequest(ConcurrentTransitionMixin, models.Model):
     """A household's new address, waiting for staff to see proofs in person.
 
-    The household's address changes only when the request is verified.
+    The household's address changes only when the request is verified. The US state
+    is ``state_code``: ``state`` is the request's own state.
     """
 
     class State(models.TextChoices):
@@ -512,6 +512,11 @@ class AddressChangeRequest(ConcurrentTransitionMixin, PostalAddress, models.Mode
     requested_by = models.ForeignKey(
         "registration.Guardian", on_delete=models.PROTECT, related_name="+"
     )
+    street1 = models.CharField(_("street address"), max_length=200)
+    street2 = models.CharField(_("apartment, suite, unit"), max_length=200, blank=True)
+    city = models.CharField(_("city"), max_length=100)
+    state_code = models.CharField(_("state"), max_length=2)
+    postal_code = models.CharField(_("ZIP code"), max_length=10)
     state = FSMField(default=State.REQUESTED, choices=State.choices, protected=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     decided_by = models.ForeignKey(
@@ -531,6 +536,11 @@ class AddressChangeRequest(ConcurrentTransitionMixin, PostalAddress, models.Mode
 
     def __str__(self) -> str:
         return f"Address change of {self.household} ({self.state})"
+
+    @property
+    def address_lines(self) -> list[str]:
+        city_line = " ".join(p for p in (f"{self.city},", self.state_code, self.postal_code) if p)
+        return [line for line in (self.street1, self.street2, city_line) if line]
 
     @transition(field=state, source=State.REQUESTED, target=State.AWAITING_VISIT)
     def await_visit(self) -> None:

@@ -24,10 +24,16 @@ from registration.activation import code_generate, code_hash, code_lookup, code_
 from registration.models import (
     AcademicSession,
     ActivationCode,
+    Consent,
+    ContactPoint,
+    ContactPreference,
+    EmergencyContact,
     Guardian,
+    Household,
     HouseholdStudent,
     School,
     Student,
+    StudentHealth,
 )
 from registration.throttle import client_ip
 from workflow.models import (
@@ -43,10 +49,13 @@ from workflow.models import (
     Submission,
     TransitionLog,
     registration_acknowledgements_signed,
+    registration_address_settled,
     registration_children_decided,
 )
 
+# The household's address fields, and the request's field for each.
 ADDRESS_FIELDS = ("street1", "street2", "city", "state", "postal_code")
+REQUEST_FIELD = {"state": "state_code"}
 
 
 class TransitionRefused(Exception):
@@ -507,7 +516,7 @@ def address_change_save(
                     reason="The family still lives at the address on file.",
                 )
             return None
-        fields = {n: answers.get(n, "") for n in ADDRESS_FIELDS}
+        fields = {REQUEST_FIELD.get(n, n): answers.get(n, "") for n in ADDRESS_FIELDS}
         if request is not None and request.state == AddressChangeRequest.State.AWAITING_VISIT:
             if all(getattr(request, n) == v for n, v in fields.items()):
                 pass
@@ -533,7 +542,7 @@ def address_change_save(
         else:
             for name, value in fields.items():
                 setattr(request, name, value)
-            request.save(update_fields=[*ADDRESS_FIELDS, "updated_at"])
+            request.save(update_fields=[*fields, "updated_at"])
         if remove_proof_ids:
             for proof in AddressProof.objects.filter(request=request, pk__in=remove_proof_ids):
                 proof.file.delete(save=False)
@@ -664,3 +673,169 @@ def registration_return(
         locked.return_comment = comment.strip()
         locked.return_step = step
         _apply(locked, "return_for_changes", actor=actor, note=comment.strip())
+
+
+def _contacts_apply(guardian: Guardian, values: dict[str, str]) -> None:
+    """Make the guardian's email and phones what the family confirmed."""
+    points = list(guardian.contact_points.order_by("kind", "position", "pk"))
+    slots = {
+        "email": (ContactPoint.Kind.EMAIL, None, ContactPoint.Label.PERSONAL),
+        "mobile": (ContactPoint.Kind.PHONE, ContactPoint.Label.MOBILE, ContactPoint.Label.MOBILE),
+        "work_phone": (ContactPoint.Kind.PHONE, ContactPoint.Label.WORK, ContactPoint.Label.WORK),
+        "home_phone": (ContactPoint.Kind.PHONE, "other", ContactPoint.Label.HOME),
+    }
+    taken: set[int] = set()
+    for name, (kind, label, new_label) in slots.items():
+        value = values.get(name, "")
+        point = next(
+            (
+                p
+                for p in points
+                if p.pk not in taken
+                and p.kind == kind
+                and (
+                    label is None
+                    or p.label == label
+                    or (
+                        label == "other"
+                        and p.label not in (ContactPoint.Label.MOBILE, ContactPoint.Label.WORK)
+                    )
+                )
+            ),
+            None,
+        )
+        if point is not None:
+            taken.add(point.pk)
+        value_field = "email" if kind == ContactPoint.Kind.EMAIL else "phone"
+        if not value:
+            if point is not None:
+                point.delete()
+            continue
+        if point is None:
+            ContactPoint.objects.create(
+                guardian=guardian,
+                kind=kind,
+                label=new_label,
+                position=len(points) + len(taken),
+                **{value_field: value},
+            )
+        elif str(getattr(point, value_field)) != value:
+            setattr(point, value_field, value)
+            point.save(update_fields=[value_field, "updated_at"])
+
+
+def _answers_apply(registration: Registration, submission: Submission) -> None:
+    """Write the approved answers into the household's records (not its address:
+    that changes when staff verify it in person)."""
+    drafts = {d.step: d.answers for d in RegistrationStep.objects.filter(registration=registration)}
+    guardians = {
+        str(g.pk): g
+        for g in Guardian.objects.filter(householdguardian__household_id=registration.household_id)
+    }
+    for guardian_id, values in drafts.get("contacts", {}).get("guardians", {}).items():
+        if guardian_id in guardians:
+            _contacts_apply(guardians[guardian_id], values)
+    for guardian_id, values in drafts.get("preferences", {}).get("guardians", {}).items():
+        if guardian_id in guardians:
+            ContactPreference.objects.update_or_create(
+                guardian=guardians[guardian_id], defaults=values
+            )
+    if "emergency" in drafts:
+        EmergencyContact.objects.filter(household_id=registration.household_id).delete()
+        EmergencyContact.objects.bulk_create(
+            EmergencyContact(
+                household_id=registration.household_id,
+                priority=priority,
+                name=contact["name"],
+                relationship=contact["relationship"],
+                phone=contact["phone"],
+            )
+            for priority, contact in enumerate(drafts["emergency"]["contacts"], 1)
+        )
+    decided = set(registration.decisions.values_list("student_id", flat=True))
+    for step, answer in drafts.items():
+        if not step.startswith("child-") or answer.get("read_only"):
+            continue
+        if answer["student"] not in decided:
+            continue
+        StudentHealth.objects.update_or_create(
+            student_id=answer["student"], defaults=answer["health"]
+        )
+        for kind, granted in answer["consents"].items():
+            Consent.objects.update_or_create(
+                student_id=answer["student"],
+                kind=kind,
+                defaults={"granted": granted, "guardian": submission.guardian},
+            )
+
+
+def registration_approve(*, registration: Registration, actor: Any, note: str = "") -> None:
+    """Staff approve a submitted registration: each child's decision is confirmed and
+    the family's answers become the household's records, in one transaction."""
+    with transaction.atomic():
+        locked = _registration_lock(registration)
+        if locked.state == Registration.State.SUBMITTED and not registration_address_settled(
+            locked
+        ):
+            raise TransitionRefused(
+                gettext("The household's address change must be verified or rejected first.")
+            )
+        _apply(locked, "approve", actor=actor, note=note)
+        for decision in (
+            EnrollmentDecision.objects.select_for_update()
+            .filter(registration=locked)
+            .order_by("pk")
+        ):
+            if decision.state in (
+                EnrollmentDecision.State.RETURNING,
+                EnrollmentDecision.State.LEAVING,
+            ):
+                _apply(decision, "confirm", actor=actor)
+        submission = locked.submissions.order_by("-version").first()
+        if submission is not None:
+            _answers_apply(locked, submission)
+        audit_record(
+            action=AuditEvent.Action.CHANGE,
+            obj=locked.household,
+            actor=actor,
+            detail={"approved_registration": locked.pk},
+        )
+
+
+def registration_withdraw(*, registration: Registration, actor: Any, note: str) -> None:
+    """Staff withdraw a registration (the family left, or a duplicate household)."""
+    with transaction.atomic():
+        locked = _registration_lock(registration)
+        _apply(locked, "withdraw", actor=actor, note=note)
+
+
+def address_change_verify(
+    *, request: AddressChangeRequest, actor: Any, proofs_seen: list[str]
+) -> None:
+    """Staff saw the proofs in person: the household's address becomes the new one,
+    in the same transaction as the request's transition."""
+    if len(set(proofs_seen)) < 2:
+        raise TransitionRefused(gettext("Record at least two proofs you saw."))
+    with transaction.atomic():
+        locked = AddressChangeRequest.objects.select_for_update().get(pk=request.pk)
+        _apply(locked, "verify", actor=actor, note=", ".join(sorted(set(proofs_seen))), by=actor)
+        household = Household.objects.select_for_update().get(pk=locked.household_id)
+        before = household.address_lines
+        for name in ADDRESS_FIELDS:
+            setattr(household, name, getattr(locked, REQUEST_FIELD.get(name, name)))
+        household.save(update_fields=[*ADDRESS_FIELDS, "updated_at"])
+        audit_record(
+            action=AuditEvent.Action.CHANGE,
+            obj=household,
+            actor=actor,
+            detail={"address_before": before, "address_after": household.address_lines},
+        )
+
+
+def address_change_reject(*, request: AddressChangeRequest, actor: Any, reason: str) -> None:
+    """Staff could not verify the new address; the household's address stays."""
+    if not reason.strip():
+        raise TransitionRefused(gettext("Please give the reason, for the family."))
+    with transaction.atomic():
+        locked = AddressChangeRequest.objects.select_for_update().get(pk=request.pk)
+        _apply(locked, "reject", actor=actor, note=reason.strip(), by=actor, reason=reason.strip())
