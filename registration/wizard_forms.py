@@ -15,6 +15,7 @@ from django import forms
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.template.defaultfilters import filesizeformat
+from django.utils.html import escape
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.formfields import PhoneNumberField
 from phonenumber_field.phonenumber import PhoneNumber
@@ -757,9 +758,10 @@ class ReviewForm(StepForm):
     content_sha256 = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
     def build(self) -> None:
+        # Help texts are shown as HTML (includes/field.html): escape the name.
         self.fields["signed_name"].help_text = _(
             "Type your name as we have it: %(name)s. This is your signature."
-        ) % {"name": self.context.guardian.full_name}
+        ) % {"name": escape(self.context.guardian.full_name)}
 
     def clean_signed_name(self) -> str:
         typed: str = self.cleaned_data["signed_name"].strip()

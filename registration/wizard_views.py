@@ -107,8 +107,8 @@ class RegistrationWizard(NamedUrlSessionWizardView):
     def get_form_list(self) -> OrderedDict[str, type[StepForm]]:
         if self._steps is None:
             steps: OrderedDict[str, type[StepForm]] = OrderedDict(HEAD_STEPS)
-            for child in self.context.children:
-                steps[child.step] = ChildForm
+            for step in self.context.child_steps:
+                steps[step] = ChildForm
             steps.update(TAIL_STEPS)
             self._steps = steps
         return self._steps.copy()
@@ -279,6 +279,12 @@ class RegistrationWizard(NamedUrlSessionWizardView):
 
     def _submit(self, form: StepForm) -> HttpResponse:
         request = self.request
+        if self.registration.state == Registration.State.RETURNED:
+            # Saving a step reopens a returned registration; signing before that
+            # would only be refused as "already submitted".
+            step = self._resume_at()
+            messages.error(request, _("Please check this step again before signing."))
+            return redirect(self.get_step_url(step if step != "review" else self.steps.first))
         for step, _on_file, answered in self._answered_forms():
             if answered is None:
                 messages.error(request, _("Please check this step again before signing."))

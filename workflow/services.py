@@ -250,6 +250,7 @@ def campaign_save(
     fees_before_submit: bool,
     approve_with_open_address_request: bool,
     actor: Any,
+    actor_label: str = "",
 ) -> Campaign:
     """Create a campaign, or change the dates and rules of one."""
     with transaction.atomic():
@@ -266,6 +267,7 @@ def campaign_save(
             action=AuditEvent.Action.CREATE if created else AuditEvent.Action.CHANGE,
             obj=campaign,
             actor=actor,
+            actor_label=actor_label,
             detail={
                 "opens_on": opens_on.isoformat(),
                 "closes_on": closes_on.isoformat(),
@@ -287,6 +289,7 @@ def acknowledgement_save(
     required: bool,
     position: int,
     actor: Any,
+    actor_label: str = "",
 ) -> Acknowledgement:
     """Add a document to accept, or a new version of one when its text changes.
 
@@ -304,11 +307,18 @@ def acknowledgement_save(
         ):
             current.required, current.position = required, position
             current.save(update_fields=["required", "position"])
-            audit_record(action=AuditEvent.Action.CHANGE, obj=current, actor=actor)
+            audit_record(
+                action=AuditEvent.Action.CHANGE, obj=current, actor=actor, actor_label=actor_label
+            )
             return current
-        version = 1
+        # Numbered after the highest version, a retired one included.
+        version = (
+            Acknowledgement.objects.filter(campaign=campaign, key=key).aggregate(
+                last=Max("version")
+            )["last"]
+            or 0
+        ) + 1
         if current is not None:
-            version = current.version + 1
             current.is_current = False
             current.save(update_fields=["is_current"])
         acknowledgement = Acknowledgement.objects.create(
@@ -324,6 +334,7 @@ def acknowledgement_save(
             action=AuditEvent.Action.CREATE,
             obj=acknowledgement,
             actor=actor,
+            actor_label=actor_label,
             detail={"key": key, "version": version},
         )
     return acknowledgement
@@ -358,7 +369,12 @@ def campaign_open(*, campaign: Campaign, actor: Any = None, batch: int = 5000) -
         pending.clear()
         return len(created)
 
+    registered = set(
+        Registration.objects.filter(campaign=campaign).values_list("household_id", flat=True)
+    )
     for household_id in household_ids.iterator(chunk_size=batch):
+        if household_id in registered:
+            continue
         pending.append(Registration(campaign=campaign, household_id=household_id))
         if len(pending) >= batch:
             registrations += flush_registrations()

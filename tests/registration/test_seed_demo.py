@@ -3,6 +3,7 @@ working sign-in for every role."""
 
 from __future__ import annotations
 
+import datetime
 import re
 
 import pytest
@@ -13,7 +14,8 @@ from django.urls import reverse
 from registration import models as m
 from registration.mfa import totp_code
 from registration.roster.synthetic import generate_district
-from workflow.models import AuditEvent
+from registration.selectors import school_year_next
+from workflow.models import AuditEvent, Campaign, EnrollmentDecision, Registration
 
 
 def _files(folder):
@@ -56,13 +58,82 @@ def test_the_demo_has_the_families_the_product_must_handle(demo):
     assert AuditEvent.objects.filter(action="import", actor_label="seed_demo").exists()
 
 
+def _campaign_rows():
+    return (
+        Campaign.objects.count(),
+        sorted(Campaign.objects.get().acknowledgements.values_list("key", "version", "is_current")),
+        Registration.objects.count(),
+        EnrollmentDecision.objects.count(),
+    )
+
+
+def test_the_demo_has_a_running_campaign_for_next_year(demo):
+    campaign = Campaign.objects.get()
+    assert campaign.school_year == school_year_next()
+    assert campaign.is_running()
+    assert campaign.closes_on - campaign.opens_on == datetime.timedelta(days=61)
+    documents = {a.key: a for a in campaign.acknowledgements.filter(is_current=True, version=1)}
+    assert set(documents) == {"family-handbook", "photo-day"}
+    assert documents["family-handbook"].required
+    assert not documents["photo-day"].required
+    assert all(a.title_es and a.body_es for a in documents.values())
+    households = (
+        m.HouseholdStudent.objects.filter(student__enabled=True)
+        .values("household_id")
+        .distinct()
+        .count()
+    )
+    assert households > 0
+    assert Registration.objects.filter(campaign=campaign).count() == households
+    assert EnrollmentDecision.objects.filter(campaign=campaign).count() == (
+        m.Student.objects.filter(enabled=True, households__isnull=False).distinct().count()
+    )
+    label = campaign.school_year.label
+    assert f"Re-registration for {label} is open" in demo
+    assert f"{households} household registrations" in demo
+    assert "Family handbook (required), Photo day (optional)" in demo
+
+
 def test_running_it_again_changes_nothing(demo, capsys):
+    campaign_before = _campaign_rows()
     call_command("seed_demo", "--households", "80", "--seed", "5")
     out = capsys.readouterr().out
     total = next(line for line in out.splitlines() if line.startswith("total"))
     read, created, updated, unchanged, _skipped, removed = map(int, total.split()[1:])
     assert (created, updated, removed) == (0, 0, 0)
     assert unchanged == read
+    assert _campaign_rows() == campaign_before
+    assert "Re-registration for" in out
+
+
+def test_running_it_again_moves_a_closed_campaign_and_keeps_retired_documents(demo):
+    from workflow.services import acknowledgement_retire, campaign_save
+
+    campaign = Campaign.objects.get()
+    registrar = m.User.objects.get(email="registrar@example.org")
+    last_year = campaign.opens_on - datetime.timedelta(days=365)
+    campaign_save(
+        campaign=campaign,
+        school_year=campaign.school_year,
+        opens_on=last_year,
+        closes_on=last_year + datetime.timedelta(days=30),
+        fees_before_submit=True,
+        approve_with_open_address_request=False,
+        actor=registrar,
+    )
+    acknowledgement_retire(
+        acknowledgement=campaign.acknowledgements.get(key="photo-day"), actor=registrar
+    )
+
+    call_command("seed_demo", "--households", "80", "--seed", "5")
+
+    campaign.refresh_from_db()
+    assert campaign.is_running()
+    assert campaign.fees_before_submit  # the registrar's rules stay
+    assert list(
+        campaign.acknowledgements.filter(is_current=True).values_list("key", flat=True)
+    ) == ["family-handbook"]
+    assert campaign.acknowledgements.count() == 2
 
 
 def test_every_printed_sign_in_works_and_lands_in_its_area(demo, client):

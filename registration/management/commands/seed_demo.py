@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,48 @@ from registration.management.commands.import_roster import format_report
 from registration.mfa import totp_enrol
 from registration.models import ContactPoint, Guardian, School, StaffProfile, User
 from registration.roster.synthetic import current_school_year, generate_district
+from registration.selectors import school_year_next
 from registration.services import guardian_account_create, roster_import, staff_account_create
+from workflow.models import Campaign, EnrollmentDecision, Registration
+from workflow.services import acknowledgement_save, campaign_open, campaign_save
 
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - a printed demo sign-in, refused in production
+DEMO_REGISTRAR = "registrar@example.org"
+# (short name, required, texts) of the documents families accept in the demo campaign.
+DEMO_ACKNOWLEDGEMENTS: tuple[tuple[str, bool, dict[str, str]], ...] = (
+    (
+        "family-handbook",
+        True,
+        {
+            "title_en": "Family handbook",
+            "body_en": (
+                "I have read the family handbook: attendance, behaviour, safety and the "
+                "code of conduct, and I will go over it with my children."
+            ),
+            "title_es": "Manual para familias",
+            "body_es": (
+                "He leído el manual para familias: asistencia, conducta, seguridad y el "
+                "código de conducta, y lo repasaré con mis hijos."
+            ),
+        },
+    ),
+    (
+        "photo-day",
+        False,
+        {
+            "title_en": "Photo day",
+            "body_en": (
+                "Class and yearbook photos are taken in September. The school may show "
+                "them in the yearbook and on its website."
+            ),
+            "title_es": "Día de fotos",
+            "body_es": (
+                "Las fotos de clase y del anuario se toman en septiembre. La escuela puede "
+                "mostrarlas en el anuario y en su sitio web."
+            ),
+        },
+    ),
+)
 
 
 class Command(BaseCommand):
@@ -59,6 +99,10 @@ class Command(BaseCommand):
         if not report.ok:
             raise CommandError("the demo bundle did not import")
         sign_ins = self.accounts(options["password"])
+        campaign = self.campaign()
+        if campaign is not None:
+            self.stdout.write("")
+            self.stdout.write(self.campaign_line(campaign))
         self.stdout.write("")
         self.stdout.write(f"Demo sign-ins (password: {options['password']}):")
         for role, email, secret in sign_ins:
@@ -85,7 +129,7 @@ class Command(BaseCommand):
         sign_ins.append(("district administrator", admin.email, totp_enrol(user=admin)))
 
         for email, role, given, family in (
-            ("registrar@example.org", StaffProfile.Role.REGISTRAR, "Rosa", "Delgado"),
+            (DEMO_REGISTRAR, StaffProfile.Role.REGISTRAR, "Rosa", "Delgado"),
             ("finance@example.org", StaffProfile.Role.FINANCE, "Frank", "Okafor"),
         ):
             staff = staff_account_create(
@@ -130,6 +174,59 @@ class Command(BaseCommand):
             guardian_account_create(guardian=guardian, email=email or "", password=password)
             sign_ins.append((label, email or "", ""))
         return sign_ins
+
+    def campaign(self) -> Campaign | None:
+        """Next school year's campaign, running today, with its two documents, and
+        opened. Nothing is added twice: an existing campaign keeps its rules (its dates
+        move only when they no longer include today), a document whose short name is
+        taken (even by a retired version) is left alone, and opening again only adds
+        registrations for households that have none."""
+        school_year = school_year_next()
+        if school_year is None:
+            return None
+        label = "seed_demo"
+        today = timezone.localdate()
+        campaign = Campaign.objects.filter(school_year=school_year).first()
+        if campaign is None or not campaign.opens_on <= today <= campaign.closes_on:
+            campaign = campaign_save(
+                campaign=campaign,
+                school_year=school_year,
+                opens_on=today - datetime.timedelta(days=1),
+                closes_on=today + datetime.timedelta(days=60),
+                fees_before_submit=campaign.fees_before_submit if campaign else False,
+                approve_with_open_address_request=(
+                    campaign.approve_with_open_address_request if campaign else False
+                ),
+                actor=None,
+                actor_label=label,
+            )
+        for position, (key, required, texts) in enumerate(DEMO_ACKNOWLEDGEMENTS, start=1):
+            if not campaign.acknowledgements.filter(key=key).exists():
+                acknowledgement_save(
+                    campaign=campaign,
+                    key=key,
+                    texts=texts,
+                    required=required,
+                    position=position,
+                    actor=None,
+                    actor_label=label,
+                )
+        campaign_open(campaign=campaign, actor=None)
+        return campaign
+
+    def campaign_line(self, campaign: Campaign) -> str:
+        documents = ", ".join(
+            f"{ack.title_en} ({'required' if ack.required else 'optional'})"
+            for ack in campaign.acknowledgements.filter(is_current=True).order_by("position", "key")
+        )
+        registrations = Registration.objects.filter(campaign=campaign).count()
+        decisions = EnrollmentDecision.objects.filter(campaign=campaign).count()
+        return (
+            f"Re-registration for {campaign.school_year.label} is open from "
+            f"{campaign.opens_on:%Y-%m-%d} to {campaign.closes_on:%Y-%m-%d}: "
+            f"{registrations} household registrations, {decisions} enrollment decisions; "
+            f"documents: {documents or 'none'}. The registrar manages it under Campaigns."
+        )
 
     def demo_guardian(self, language: str) -> Guardian | None:
         """A guardian of several children with an email, in a household of ``language``."""
