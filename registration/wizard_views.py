@@ -42,11 +42,13 @@ from workflow import selectors as workflow_selectors
 from workflow.models import AddressProof, Registration, Submission
 from workflow.selectors import WizardContext, registration_of_guardian, wizard_context_load
 from workflow.services import (
+    AnswersChanged,
     RegistrationClosed,
     Signature,
     TransitionRefused,
     address_change_save,
     content_sha256,
+    drafts_fingerprint,
     registration_step_save,
     registration_submit,
 )
@@ -127,8 +129,35 @@ class RegistrationWizard(NamedUrlSessionWizardView):
 
     def get_form_initial(self, step: str) -> dict[str, Any]:
         if step == "review":
-            return {"content_sha256": content_sha256(self._content())}
+            reviewed = self._reviewed()
+            return {"content_sha256": reviewed["sha256"] if reviewed else ""}
         return {}
+
+    # -- what the family reviewed ---------------------------------------------------
+    # The review page keeps the content it showed in the session, with the drafts it
+    # was built from; signing then stores exactly that content (after checking, under
+    # the registration's lock, that no draft changed since). Without the session's
+    # copy the content is built again and must match the page's digest.
+
+    def _review_key(self) -> str:
+        return f"{self.get_prefix(self.request, **self.kwargs)}_reviewed"
+
+    def _reviewed(self) -> dict[str, Any] | None:
+        if self.request.method == "POST":
+            return self.request.session.get(self._review_key())
+        return self._review_remember()
+
+    def _review_remember(self) -> dict[str, Any]:
+        content = self._content()
+        invalid = next((step for step, _f, answered in self._answered_forms() if not answered), "")
+        reviewed = {
+            "sha256": content_sha256(content),
+            "content": content,
+            "drafts": drafts_fingerprint(self.context.drafts.values()),
+            "invalid": invalid,
+        }
+        self.request.session[self._review_key()] = reviewed
+        return reviewed
 
     def _first_unfinished(self) -> str:
         """Where the family resumes: the first step without saved answers."""
@@ -285,20 +314,19 @@ class RegistrationWizard(NamedUrlSessionWizardView):
             step = self._resume_at()
             messages.error(request, _("Please check this step again before signing."))
             return redirect(self.get_step_url(step if step != "review" else self.steps.first))
-        for step, _on_file, answered in self._answered_forms():
-            if answered is None:
-                messages.error(request, _("Please check this step again before signing."))
-                return redirect(self.get_step_url(step))
-        content = self._content()
-        if form.cleaned_data["content_sha256"] != content_sha256(content):
-            messages.warning(
-                request,
-                _(
-                    "Your answers changed since this page was opened, perhaps on another "
-                    "device. Please review them again before signing."
-                ),
-            )
-            return redirect(self.get_step_url("review"))
+        changed = _(
+            "Your answers changed since this page was opened, perhaps on another "
+            "device. Please review them again before signing."
+        )
+        reviewed = self._reviewed()
+        if reviewed is None or reviewed["sha256"] != form.cleaned_data["content_sha256"]:
+            reviewed = self._review_remember()
+            if reviewed["sha256"] != form.cleaned_data["content_sha256"]:
+                messages.warning(request, changed)
+                return redirect(self.get_step_url("review"))
+        if reviewed["invalid"]:
+            messages.error(request, _("Please check this step again before signing."))
+            return redirect(self.get_step_url(reviewed["invalid"]))
         try:
             registration_submit(
                 registration=self.registration,
@@ -309,9 +337,14 @@ class RegistrationWizard(NamedUrlSessionWizardView):
                     user_agent=request.headers.get("User-Agent", ""),
                     language=self.context.language,
                 ),
-                content=content,
+                content=reviewed["content"],
+                drafts=reviewed["drafts"],
                 user=request.user,
             )
+        except AnswersChanged:
+            request.session.pop(self._review_key(), None)
+            messages.warning(request, changed)
+            return redirect(self.get_step_url("review"))
         except TransitionRefused as refused:
             messages.error(request, str(refused))
             return redirect("registration_status", pk=self.registration.pk)
@@ -351,7 +384,7 @@ class RegistrationWizard(NamedUrlSessionWizardView):
             step_kind="child" if self.steps.current.startswith("child-") else self.steps.current,
             previous_url=self.get_step_url(previous) if previous else None,
             has_draft=self.steps.current in self.context.drafts,
-            content=self._content() if self.steps.current == "review" else None,
+            content=self._reviewed()["content"] if self.steps.current == "review" else None,
         )
         return context
 

@@ -203,13 +203,13 @@ def registration_children_decided(registration: Any) -> bool:
 
 def registration_acknowledgements_signed(registration: Any) -> bool:
     """Every current required acknowledgement of the campaign is accepted."""
-    required = set(
-        registration.campaign.acknowledgements.filter(is_current=True, required=True).values_list(
-            "pk", flat=True
+    return not (
+        Acknowledgement.objects.filter(
+            campaign_id=registration.campaign_id, is_current=True, required=True
         )
+        .exclude(pk__in=registration.acceptances.values("acknowledgement_id"))
+        .exists()
     )
-    accepted = set(registration.acceptances.values_list("acknowledgement_id", flat=True))
-    return required <= accepted
 
 
 def registration_address_settled(registration: Any) -> bool:
@@ -250,6 +250,9 @@ class Registration(ConcurrentTransitionMixin, models.Model):
         blank=True, help_text=_("What staff asked the family to correct.")
     )
     return_step = models.CharField(max_length=40, blank=True)
+    versions = models.PositiveIntegerField(
+        default=0, help_text=_("How many times it was submitted: the last submission's version.")
+    )
 
     class Meta:
         constraints = [
@@ -280,6 +283,7 @@ class Registration(ConcurrentTransitionMixin, models.Model):
     )
     def submit(self) -> None:
         self.submitted_at = timezone.now()
+        self.versions += 1
 
     @transition(field=state, source=State.SUBMITTED, target=State.RETURNED)
     def return_for_changes(self) -> None:

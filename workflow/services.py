@@ -48,9 +48,7 @@ from workflow.models import (
     RegistrationStep,
     Submission,
     TransitionLog,
-    registration_acknowledgements_signed,
     registration_address_settled,
-    registration_children_decided,
 )
 
 # The household's address fields, and the request's field for each.
@@ -124,28 +122,80 @@ def _apply(
     actor: Any,
     actor_label: str = "",
     note: str = "",
+    checked: bool = False,
+    logs: list[TransitionLog] | None = None,
     **arguments: Any,
 ) -> None:
     """Run transition ``name`` on a locked row, save it, and log it.
 
     A refused transition (wrong state, or a guard that does not hold) raises
-    ``TransitionRefused`` and changes nothing.
+    ``TransitionRefused`` and changes nothing. ``checked`` skips evaluating the
+    guards a second time here when the caller has just checked them (the
+    transition still does). With ``logs``, the log row is added to that list for
+    the caller to write with its others.
     """
     method = getattr(obj, name)
-    if not can_proceed(method):
+    if not can_proceed(method, check_conditions=not checked):
         raise TransitionRefused(f"cannot {name} a {obj._meta.verbose_name} that is {obj.state}")
     source = obj.state
     method(**arguments)
     obj.save()
-    transition_log(
-        obj=obj,
+    log = _log_row(obj, name, source, actor, actor_label, note)
+    if logs is None:
+        log.save()
+    else:
+        logs.append(log)
+
+
+def _log_row(
+    obj: Any, name: str, source: str, actor: Any, actor_label: str, note: str
+) -> TransitionLog:
+    return TransitionLog(
+        object_type=obj._meta.label_lower,
+        object_id=str(obj.pk),
         transition=name,
         source=source,
         target=obj.state,
-        actor=actor,
-        actor_label=actor_label,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor_label=actor_label[:150],
         note=note,
     )
+
+
+def _apply_each(
+    objs: list[Any],
+    name: str,
+    *,
+    actor: Any,
+    arguments: Any = None,
+    note: Any = None,
+    logs: list[TransitionLog] | None = None,
+) -> None:
+    """Run transition ``name`` on each of several locked rows of one model, then save
+    them in one query and write their log rows in another, however many there are
+    (or add the log rows to ``logs``)."""
+    if not objs:
+        return
+    pending: list[TransitionLog] = []
+    now = timezone.now()
+    for obj in objs:
+        method = getattr(obj, name)
+        if not can_proceed(method):
+            raise TransitionRefused(f"cannot {name} a {obj._meta.verbose_name} that is {obj.state}")
+        source = obj.state
+        method(**(arguments(obj) if arguments else {}))
+        if hasattr(obj, "updated_at"):
+            obj.updated_at = now  # bulk_update does not touch auto_now fields
+        pending.append(_log_row(obj, name, source, actor, "", note(obj) if note else ""))
+    model = type(objs[0])
+    fields = [
+        f.name for f in model._meta.concrete_fields if not f.primary_key and f.name != "created_at"
+    ]
+    model.objects.bulk_update(objs, fields)
+    if logs is None:
+        TransitionLog.objects.bulk_create(pending)
+    else:
+        logs.extend(pending)
 
 
 # -- activation codes ---------------------------------------------------------------
@@ -583,6 +633,16 @@ def content_sha256(content: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class AnswersChanged(TransitionRefused):
+    """A draft changed after the family reviewed it (on another device): they must
+    review again before signing."""
+
+
+def drafts_fingerprint(drafts: Any) -> str:
+    """Which drafts, saved when: the same fingerprint means the same answers."""
+    return content_sha256(sorted((d.step, d.saved_at.isoformat()) for d in drafts))
+
+
 @dataclass
 class Signature:
     guardian: Guardian
@@ -598,68 +658,107 @@ def registration_submit(
     signature: Signature,
     content: dict[str, Any],
     user: Any,
+    drafts: str | None = None,
 ) -> Submission:
     """Sign and submit: record every child's decision and each accepted document,
     send the address change to the office, keep the signed content, and queue the
     confirmation (PDF and email) for after commit. One transaction: on any refusal
-    nothing is kept."""
+    nothing is kept. ``drafts`` is the fingerprint of the drafts the content was
+    built from; if they changed since, ``AnswersChanged`` is raised."""
     from documents.tasks import confirmation_send_task
 
     with transaction.atomic():
         locked = _registration_lock(registration)
+        if locked.state == Registration.State.RETURNED:
+            raise RegistrationClosed(
+                gettext("Please make the correction the school asked for before signing again.")
+            )
         if locked.state != Registration.State.IN_PROGRESS:
             raise RegistrationClosed(gettext("This registration has already been submitted."))
-        drafts = {d.step: d.answers for d in RegistrationStep.objects.filter(registration=locked)}
-        for decision in (
+        rows = list(RegistrationStep.objects.filter(registration=locked))
+        if drafts is not None and drafts_fingerprint(rows) != drafts:
+            raise AnswersChanged(gettext("Your answers changed since you reviewed them."))
+        answers_of = {row.step: row.answers for row in rows}
+        decisions = list(
             EnrollmentDecision.objects.select_for_update()
             .filter(registration=locked)
             .order_by("pk")
-        ):
-            answer = drafts.get(f"child-{decision.student_id}")
-            if not answer or answer.get("read_only"):
-                continue
-            if answer["returning"]:
-                _apply(
-                    decision,
-                    "mark_returning",
-                    actor=user,
-                    school=School.objects.get(pk=answer["next_school"]),
-                    grade=answer["next_grade"],
-                )
-            else:
-                _apply(
-                    decision,
-                    "mark_leaving",
-                    actor=user,
-                    note=answer["leaving_reason"],
-                    reason=answer["leaving_reason"],
-                    destination=answer["leaving_destination"],
-                )
-        accepted = drafts.get("acknowledgements", {}).get("accepted", [])
-        current = Acknowledgement.objects.filter(
-            campaign_id=locked.campaign_id, pk__in=accepted, is_current=True
         )
+        answers = {d.pk: answers_of.get(f"child-{d.student_id}") or {} for d in decisions}
+        decided = [d for d in decisions if answers[d.pk] and not answers[d.pk].get("read_only")]
+        if len(decided) < len(decisions):
+            raise TransitionRefused(gettext("Please decide for every child before signing."))
+        schools = School.objects.in_bulk(
+            {answers[d.pk]["next_school"] for d in decided if answers[d.pk]["returning"]}
+        )
+        logs: list[TransitionLog] = []
+        returning = [d for d in decided if answers[d.pk]["returning"]]
+        leaving = [d for d in decided if not answers[d.pk]["returning"]]
+        _apply_each(
+            returning,
+            "mark_returning",
+            actor=user,
+            arguments=lambda d: {
+                "school": schools[answers[d.pk]["next_school"]],
+                "grade": answers[d.pk]["next_grade"],
+            },
+            logs=logs,
+        )
+        _apply_each(
+            leaving,
+            "mark_leaving",
+            actor=user,
+            arguments=lambda d: {
+                "reason": answers[d.pk]["leaving_reason"],
+                "destination": answers[d.pk]["leaving_destination"],
+            },
+            note=lambda d: answers[d.pk]["leaving_reason"],
+            logs=logs,
+        )
+        accepted = set(answers_of.get("acknowledgements", {}).get("accepted", []))
+        current = list(
+            Acknowledgement.objects.filter(campaign_id=locked.campaign_id, is_current=True)
+        )
+        if any(ack.required and ack.pk not in accepted for ack in current):
+            raise TransitionRefused(
+                gettext("Please accept every required document before signing.")
+            )
         AcknowledgementAcceptance.objects.bulk_create(
             [
                 AcknowledgementAcceptance(
                     registration=locked, acknowledgement=ack, guardian=signature.guardian
                 )
                 for ack in current
+                if ack.pk in accepted
             ],
             ignore_conflicts=True,
         )
-        if not registration_children_decided(locked):
-            raise TransitionRefused(gettext("Please decide for every child before signing."))
-        if not registration_acknowledgements_signed(locked):
-            raise TransitionRefused(
-                gettext("Please accept every required document before signing.")
+        requests = list(
+            AddressChangeRequest.objects.select_for_update().filter(
+                household_id=locked.household_id, state=AddressChangeRequest.State.REQUESTED
             )
-        for request in AddressChangeRequest.objects.select_for_update().filter(
-            household_id=locked.household_id, state=AddressChangeRequest.State.REQUESTED
-        ):
+        )
+        for request in requests:
             request.registration = locked
-            _apply(request, "await_visit", actor=user, note="registration submitted")
-        version = (locked.submissions.aggregate(last=Max("version"))["last"] or 0) + 1
+        _apply_each(
+            requests,
+            "await_visit",
+            actor=user,
+            note=lambda r: "registration submitted",
+            logs=logs,
+        )
+        # The transition checks its guards itself; they were checked above with a
+        # message each.
+        _apply(
+            locked,
+            "submit",
+            actor=user,
+            note=f"version {locked.versions + 1}",
+            checked=True,
+            logs=logs,
+        )
+        TransitionLog.objects.bulk_create(logs)
+        version = locked.versions
         submission = Submission.objects.create(
             registration=locked,
             version=version,
@@ -672,7 +771,6 @@ def registration_submit(
             content=content,
             content_sha256=content_sha256(content),
         )
-        _apply(locked, "submit", actor=user, note=f"version {version}")
         transaction.on_commit(partial(confirmation_send_task.delay, submission.pk))
     return submission
 
@@ -797,16 +895,21 @@ def registration_approve(*, registration: Registration, actor: Any, note: str = 
                 gettext("The household's address change must be verified or rejected first.")
             )
         _apply(locked, "approve", actor=actor, note=note)
-        for decision in (
-            EnrollmentDecision.objects.select_for_update()
-            .filter(registration=locked)
-            .order_by("pk")
-        ):
-            if decision.state in (
-                EnrollmentDecision.State.RETURNING,
-                EnrollmentDecision.State.LEAVING,
-            ):
-                _apply(decision, "confirm", actor=actor)
+        _apply_each(
+            list(
+                EnrollmentDecision.objects.select_for_update()
+                .filter(
+                    registration=locked,
+                    state__in=[
+                        EnrollmentDecision.State.RETURNING,
+                        EnrollmentDecision.State.LEAVING,
+                    ],
+                )
+                .order_by("pk")
+            ),
+            "confirm",
+            actor=actor,
+        )
         submission = locked.submissions.order_by("-version").first()
         if submission is not None:
             _answers_apply(locked, submission)

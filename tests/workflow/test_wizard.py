@@ -1011,12 +1011,6 @@ def test_each_step_costs_the_same_queries_for_one_child_and_six(
     assert max(max(pair) for pairs in small.values() for pair in pairs) <= 25
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registration_submit (workflow/services.py) reads each returning child's "
-    "school and writes each decision and its log row one by one: about 3 queries per "
-    "child, over 40 in all",
-)
 def test_signing_costs_the_same_queries_for_one_child_and_six(
     one_and_six, django_assert_max_num_queries
 ):
