@@ -30,6 +30,7 @@ def load(path: Path):
     spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
     spec.loader.exec_module(module)
     return module
 

@@ -21,7 +21,7 @@ from phonenumber_field.formfields import PhoneNumberField
 from phonenumber_field.phonenumber import PhoneNumber
 from phonenumber_field.widgets import RegionalPhoneNumberWidget
 
-from registration.grades import GRADE_LABELS, PROMOTION_ORDER
+from registration.grades import GRADE_LABELS, PROMOTION_ORDER, grade_in_range
 from registration.models import ContactPoint, Guardian
 from workflow.models import EnrollmentDecision
 from workflow.selectors import ChildRow, WizardContext
@@ -248,6 +248,44 @@ class PreferencesForm(StepForm):
             )
         return initial
 
+    def review_rows(self, answered: StepForm | None) -> list[dict[str, Any]]:
+        """One row per guardian and kind of message: the channels chosen."""
+
+        def chosen(values: Any, guardian: Guardian, kind: str) -> str:
+            names = [str(label) for c, label in CHANNELS if values(f"g{guardian.pk}_{kind}_{c}")]
+            return ", ".join(names) or str(_("None"))
+
+        def on_file(name: str) -> Any:
+            return self.get_initial_for_field(self.fields[name], name)
+
+        def now(name: str) -> Any:
+            return answered.cleaned_data.get(name) if answered else on_file(name)
+
+        rows = []
+        for guardian in self.context.guardians:
+            for kind, kind_label in PREFERENCE_FIELDS:
+                before, after = chosen(on_file, guardian, kind), chosen(now, guardian, kind)
+                rows.append(
+                    {
+                        "label": f"{guardian.full_name}: {kind_label}",
+                        "before": before,
+                        "after": after,
+                        "changed": before != after,
+                    }
+                )
+            name = f"g{guardian.pk}_opt_out"
+            before = display_value(self.fields[name], on_file(name))
+            after = display_value(self.fields[name], now(name))
+            rows.append(
+                {
+                    "label": f"{guardian.full_name}: {self.fields[name].label}",
+                    "before": before,
+                    "after": after,
+                    "changed": before != after,
+                }
+            )
+        return rows
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         for guardian in self.context.guardians:
@@ -347,6 +385,8 @@ class AddressForm(StepForm):
     REQUIRED_WHEN_MOVED = ("street1", "city", "state", "postal_code")
 
     def build(self) -> None:
+        for name in self.REQUIRED_WHEN_MOVED:
+            self.fields[name].conditional = True  # type: ignore[attr-defined]
         self.fields["remove_proofs"].choices = [
             (str(p.pk), p.original_name) for p in self.context.proofs
         ]
@@ -571,7 +611,7 @@ class ChildForm(StepForm):
         )
         self.fields["next_school"] = forms.TypedChoiceField(
             label=_("School next year"),
-            choices=[("", "—")] + [(s.pk, s.name) for s in self.child.schools],
+            choices=[("", "—")] + [(s.pk, s.name) for s in self.child.all_schools],
             coerce=int,
             required=False,
         )
@@ -606,6 +646,8 @@ class ChildForm(StepForm):
         )
         for kind, label in CONSENT_KINDS:
             self.fields[f"consent_{kind}"] = forms.BooleanField(label=label, required=False)
+        for name in ("next_school", "next_grade", "leaving_reason", "leaving_destination"):
+            self.fields[name].conditional = True  # type: ignore[attr-defined]
 
     def review_rows(self, answered: StepForm | None) -> list[dict[str, Any]]:
         if not self.read_only:
@@ -668,6 +710,22 @@ class ChildForm(StepForm):
             for name in ("next_school", "next_grade"):
                 if not cleaned.get(name) and name not in self.errors:
                     self.add_error(name, _("Please choose."))
+            school = next(
+                (s for s in self.child.all_schools if s.pk == cleaned.get("next_school")), None
+            )
+            grade = cleaned.get("next_grade")
+            if (
+                school is not None
+                and grade
+                and school.low_grade
+                and school.high_grade
+                and not grade_in_range(grade, school.low_grade, school.high_grade)
+            ):
+                self.add_error(
+                    "next_school",
+                    _("%(school)s does not teach %(grade)s. Please choose another school.")
+                    % {"school": school.name, "grade": GRADE_LABELS.get(grade, grade)},
+                )
         elif cleaned.get("decision") == "leaving":
             reason = cleaned.get("leaving_reason")
             if not reason:
@@ -803,6 +861,8 @@ def review_rows(form: StepForm, answered: StepForm | None) -> list[dict[str, Any
             continue
         before = display_value(field, form.get_initial_for_field(field, name))
         after = display_value(field, answered.cleaned_data.get(name)) if answered else before
+        if before == after == "—":
+            continue  # nothing on file, nothing given
         group = getattr(field, "review_group", "")
         rows.append(
             {

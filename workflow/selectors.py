@@ -96,6 +96,7 @@ class ChildRow:
     consents: dict[str, bool]
     next_grade: str | None
     schools: list[School]  # the schools that teach next year's grade
+    all_schools: list[School]  # any of which a family may choose, if it teaches the grade
 
     @property
     def step(self) -> str:
@@ -200,6 +201,7 @@ class WizardContext:
                     consents=consents[student.pk],
                     next_grade=next_grade,
                     schools=teaching or schools,
+                    all_schools=schools,
                 )
             )
         return children

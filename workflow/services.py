@@ -771,7 +771,7 @@ def registration_submit(
             content=content,
             content_sha256=content_sha256(content),
         )
-        transaction.on_commit(partial(confirmation_send_task.delay, submission.pk))
+        transaction.on_commit(partial(confirmation_send_task.delay, submission.pk), robust=True)
     return submission
 
 

@@ -608,13 +608,18 @@ def test_a_child_of_another_household_is_refused(jose):
     assert response.status_code == 302
     assert response.url == jose.url(sofia_step)
 
-    # A school that does not teach Sofía's grade next year is not a choice.
-    high = School.objects.get(sourced_id="sch-high")
-    assert str(high.pk) not in page.choices("next_school")
-    page = jose.submit(page, {"decision": "returning", "next_school": str(high.pk)})
+    # A school that is not the district's is not a choice.
+    page = jose.submit(page, {"decision": "returning", "next_school": "999999"})
     assert page.status_code == 200 and page.step == sofia_step
     assert "Select a valid choice." in page.error("next_school")
     assert page.is_invalid("next_school")
+    # A school that does not teach the grade chosen is refused at the field.
+    high = School.objects.get(sourced_id="sch-high")
+    page = jose.submit(
+        page, {"decision": "returning", "next_school": str(high.pk), "next_grade": "02"}
+    )
+    assert page.step == sofia_step
+    assert "Mission Ridge High School does not teach Grade 2" in page.error("next_school")
     assert _snapshot(registration) == before
 
 
