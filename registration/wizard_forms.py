@@ -385,7 +385,7 @@ class AddressForm(StepForm):
     REQUIRED_WHEN_MOVED = ("street1", "city", "state", "postal_code")
 
     def build(self) -> None:
-        for name in self.REQUIRED_WHEN_MOVED:
+        for name in (*self.REQUIRED_WHEN_MOVED, "proofs"):
             self.fields[name].conditional = True  # type: ignore[attr-defined]
         self.fields["remove_proofs"].choices = [
             (str(p.pk), p.original_name) for p in self.context.proofs
