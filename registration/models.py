@@ -466,6 +466,9 @@ class ContactPoint(TimeStamped):
     roster_field = models.CharField(
         max_length=5, choices=RosterField.choices, default=RosterField.NONE, blank=True
     )
+    bounced_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When mail to this address last bounced.")
+    )
     history = HistoricalRecords()
 
     class Meta:

@@ -527,6 +527,13 @@ class AddressChangeRequest(ConcurrentTransitionMixin, models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     reason = models.TextField(blank=True, help_text=_("Why it was rejected or cancelled."))
+    proofs_seen = models.JSONField(
+        default=list, blank=True, help_text=_("The kinds of proof staff saw at the visit.")
+    )
+    visit_recorded_at = models.DateTimeField(null=True, blank=True)
+    visit_recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         constraints = [
@@ -588,3 +595,165 @@ class AddressProof(models.Model):
 
     def __str__(self) -> str:
         return self.original_name
+
+
+# The proofs of residence office staff accept, in the order they are listed.
+PROOF_KINDS = [
+    ("lease", _("Lease or rental agreement")),
+    ("mortgage", _("Mortgage statement or deed")),
+    ("utility", _("Utility bill (gas, electricity, water)")),
+    ("property_tax", _("Property tax bill")),
+    ("government_mail", _("Letter from a government agency")),
+    ("pay_stub", _("Pay stub showing the address")),
+    ("bank", _("Bank statement")),
+    ("id_card", _("Driver's license or ID card showing the address")),
+]
+
+
+# -- visits for address verification ---------------------------------------------
+
+
+class VisitSchedule(models.Model):
+    """How a school's office takes address-verification visits."""
+
+    school = models.OneToOneField(
+        "registration.School", on_delete=models.CASCADE, related_name="visit_schedule"
+    )
+    slot_minutes = models.PositiveSmallIntegerField(_("minutes per visit"), default=15)
+    capacity = models.PositiveSmallIntegerField(
+        _("families per slot"), default=1, help_text=_("How many visits can share one slot.")
+    )
+
+    def __str__(self) -> str:
+        return f"Visits at {self.school}"
+
+
+class OfficeHours(models.Model):
+    """A school office's opening hours for visits on one day of the week."""
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0, _("Monday")
+        TUESDAY = 1, _("Tuesday")
+        WEDNESDAY = 2, _("Wednesday")
+        THURSDAY = 3, _("Thursday")
+        FRIDAY = 4, _("Friday")
+        SATURDAY = 5, _("Saturday")
+        SUNDAY = 6, _("Sunday")
+
+    school = models.ForeignKey(
+        "registration.School", on_delete=models.CASCADE, related_name="office_hours"
+    )
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    opens_at = models.TimeField()
+    closes_at = models.TimeField()
+
+    class Meta:
+        ordering = ["school", "weekday", "opens_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(closes_at__gt=models.F("opens_at")),
+                name="office_closes_after_opening",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.school} {self.get_weekday_display()} {self.opens_at}-{self.closes_at}"
+
+
+class AddressVisit(models.Model):
+    """A family's visit to a school office to show the originals of their proofs:
+    a booked slot, or a walk-in (no time)."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    request = models.ForeignKey(
+        AddressChangeRequest, on_delete=models.CASCADE, related_name="visits"
+    )
+    school = models.ForeignKey("registration.School", on_delete=models.PROTECT, related_name="+")
+    starts_at = models.DateTimeField(null=True, blank=True)
+    walk_in = models.BooleanField(default=False)
+    booked_by = models.ForeignKey(
+        "registration.Guardian", on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["starts_at", "created_at"]
+        indexes = [models.Index(fields=["school", "starts_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(walk_in=True, starts_at__isnull=True)
+                | models.Q(walk_in=False, starts_at__isnull=False),
+                name="visit_is_booked_or_walk_in",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Visit for {self.request} at {self.starts_at or 'walk-in'}"
+
+
+# -- reminders and the export to the SIS --------------------------------------------
+
+
+class Reminder(models.Model):
+    """One reminder email to a household that has not finished its registration."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    registration = models.ForeignKey(
+        Registration, on_delete=models.CASCADE, related_name="reminders"
+    )
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    recipients = models.JSONField(default=list, help_text=_("The addresses written to."))
+    language = models.CharField(max_length=8)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["registration", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"Reminder to registration {self.registration_id} on {self.created_at:%Y-%m-%d}"
+
+
+class SisExport(models.Model):
+    """One export of approved changes to the student information system."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    actor_label = models.CharField(max_length=150, blank=True)
+    changes = models.PositiveIntegerField(default=0)
+    registrations = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"SIS export of {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class ChangeRecord(models.Model):
+    """One field changed by an approved registration or a verified address: what the
+    SIS must be told. Written in the transaction of the approval; exported once."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    registration = models.ForeignKey(
+        Registration, on_delete=models.PROTECT, null=True, blank=True, related_name="changes"
+    )
+    record_type = models.CharField(max_length=50, help_text=_("household, guardian, student…"))
+    record_id = models.CharField(max_length=255, help_text=_("The roster's sourcedId."))
+    field = models.CharField(max_length=100)
+    old_value = models.TextField(blank=True)
+    new_value = models.TextField(blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    approved_at = models.DateTimeField()
+    export = models.ForeignKey(
+        SisExport, on_delete=models.PROTECT, null=True, blank=True, related_name="change_rows"
+    )
+
+    class Meta:
+        ordering = ["approved_at", "id"]
+        indexes = [models.Index(fields=["export", "approved_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.record_type} {self.record_id} {self.field}"
