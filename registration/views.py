@@ -88,10 +88,17 @@ def student_home(request: HttpRequest) -> HttpResponse:
     student = selectors.student_for(request.user)
     if student is None:
         raise refuse(request, "not a student")
+    campaign = workflow_selectors.campaign_latest()
+    decision = workflow_selectors.decisions_of_students([student.pk], campaign).get(student.pk)
     return render(
         request,
         "registration/student_home.html",
-        {"student": student, "households": selectors.households_of_student(student)},
+        {
+            "student": student,
+            "households": selectors.households_of_student(student),
+            "campaign": campaign,
+            "decision": decision,
+        },
     )
 
 
