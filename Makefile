@@ -5,9 +5,10 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages: gettext compiles translations; PostgreSQL's server runs the tests.
+# Debian packages: gettext compiles translations; PostgreSQL's server runs the tests;
+# Playwright drives Debian's chromium in the browser tests (tests/browser).
 RUN_PACKAGES := gettext
-TEST_PACKAGES := gettext postgresql
+TEST_PACKAGES := gettext postgresql chromium
 PYTEST_ARGS ?= -n 2 -q
 
 .PHONY: run test lint typecheck pytest pytest-postgres messages install bench bench-quick \

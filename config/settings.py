@@ -193,6 +193,11 @@ SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 ACTIVATION_CODE_DAYS = env.int("ACTIVATION_CODE_DAYS", default=90)
 ACTIVATION_STUDENT_MIN_GRADE = env.str("ACTIVATION_STUDENT_MIN_GRADE", default="06")
 ACTIVATION_RESEND_DAYS = env.int("ACTIVATION_RESEND_DAYS", default=14)
+# Reminders to households that have not finished registering: at most one per
+# household in this many days, however many sends the registrar starts.
+REMINDER_MIN_DAYS = env.int("REMINDER_MIN_DAYS", default=3)
+if REMINDER_MIN_DAYS < 1:
+    raise ImproperlyConfigured(f"REMINDER_MIN_DAYS must be at least 1; it is {REMINDER_MIN_DAYS}.")
 ACTIVATION_LOCKOUT_FAILURES = 5
 ACTIVATION_LOCKOUT_MINUTES = 30
 # Attempts per IP address: (count, seconds) windows.
@@ -201,6 +206,50 @@ ACTIVATION_LETTER_CHUNK = env.int("ACTIVATION_LETTER_CHUNK", default=250)
 # Keys derived for separate purposes; set them explicitly to rotate SECRET_KEY alone.
 ACTIVATION_CODE_KEY = env.str("ACTIVATION_CODE_KEY", default="") or f"activation:{SECRET_KEY}"
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[]) or [f"fields:{SECRET_KEY}"]
+
+# Stripe: payments/stripe_gateway.py is the only module that talks to it. Without
+# variables the keys are local test values (no real key is ever committed) and the
+# webhook secret is generated once per install under var/.
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="") or "sk_test_local_not_a_real_key"
+if not STRIPE_SECRET_KEY.startswith(("sk_", "rk_")):
+    raise ImproperlyConfigured("STRIPE_SECRET_KEY must be a Stripe secret key (sk_… or rk_…).")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").rstrip("/")
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+
+
+def _stripe_webhook_secret_local() -> str:
+    """A secret of this install's own, kept in var/ (readable by its owner only)."""
+    import os
+    import secrets
+    import tempfile
+
+    path = VAR_DIR / "stripe-webhook-secret"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        # Written aside, then linked into place: processes starting together agree.
+        descriptor, written = tempfile.mkstemp(dir=VAR_DIR)  # mode 0600
+        try:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(f"whsec_{secrets.token_urlsafe(32)}\n")
+            os.link(written, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(written)
+    return path.read_text().strip()
+
+
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+if PRODUCTION and env.str("STRIPE_SECRET_KEY", default="") and not STRIPE_WEBHOOK_SECRET:
+    raise ImproperlyConfigured(
+        "STRIPE_WEBHOOK_SECRET must be set with STRIPE_SECRET_KEY: it is the signing "
+        "secret (whsec_…) of the webhook endpoint /payments/stripe/webhook/."
+    )
+if not STRIPE_WEBHOOK_SECRET and not PRODUCTION:
+    STRIPE_WEBHOOK_SECRET = _stripe_webhook_secret_local()
+if STRIPE_WEBHOOK_SECRET and not STRIPE_WEBHOOK_SECRET.startswith("whsec_"):
+    raise ImproperlyConfigured("STRIPE_WEBHOOK_SECRET must be a webhook signing secret (whsec_…).")
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("es", _("Spanish"))]
@@ -273,6 +322,10 @@ CELERY_BEAT_SCHEDULE = {
     "expire-activation-codes": {
         "task": "registration.tasks.activation_codes_expire_task",
         "schedule": 60 * 60,
+    },
+    "requeue-unsent-reminders": {
+        "task": "workflow.tasks.reminders_requeue_task",
+        "schedule": 15 * 60,
     },
 }
 

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from config.views import healthz
+from workflow import audit_views, quality_views, reminder_views
 
 admin.site.site_header = f"{settings.DISTRICT_SHORT_NAME} administration"
 admin.site.site_title = settings.DISTRICT_SHORT_NAME
@@ -13,6 +14,12 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("payments/", include("payments.urls")),
     path("staff/campaigns/", include("workflow.urls")),
+    path("staff/addresses/", include("workflow.address_urls")),
+    path("staff/registrations/", include("workflow.review_urls")),
+    path("staff/quality/", quality_views.quality_overview, name="staff_quality"),
+    path("staff/audit/", audit_views.audit_log, name="staff_audit"),
+    path("staff/reminders/", reminder_views.reminders, name="staff_reminders"),
     path("", include("registration.urls")),
 ]

@@ -69,6 +69,41 @@ class AuditedAdmin(SimpleHistoryAdmin):
         )
         return response
 
+    def history_form_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        version_id: str,
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # One earlier version of the record, every field shown: a read like the change page.
+        response = super().history_form_view(request, object_id, version_id, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            audit_record(
+                action="view",
+                object_type=self.model._meta.label_lower,
+                object_id=object_id,
+                request=request,
+                detail={"history_version": str(version_id)},
+            )
+        return response
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        results = super().get_search_results(request, queryset, search_term)
+        # A look-up field's search (students found by name from a household's page)
+        # lists records like the change list does; the change list logs itself.
+        match = getattr(request, "resolver_match", None)
+        if search_term and match is not None and match.url_name == "autocomplete":
+            audit_record(
+                action="list",
+                object_type=self.model._meta.label_lower,
+                request=request,
+                detail={"query": search_term[:200], "autocomplete": True},
+            )
+        return results
+
     def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         audit_record(

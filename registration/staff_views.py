@@ -14,27 +14,53 @@ from django.views.decorators.http import require_POST
 
 from registration import selectors
 from registration.access import OFFICE, REGISTRAR, staff_required
-from registration.models import ActivationCode, ActivationEmail, Guardian, HouseholdGuardian
+from registration.models import (
+    ActivationCode,
+    ActivationEmail,
+    Guardian,
+    HouseholdGuardian,
+    StaffProfile,
+)
 from registration.services import (
     activation_code_email,
     activation_letter_reissue,
     activation_resend_candidates,
     activation_resend_due,
 )
+from workflow import selectors as workflow_selectors
 from workflow.services import audit_record
+
+# Up to this many schools, the dashboard shows every school's grades on one page.
+DASHBOARD_SCHOOLS_IN_FULL = 12
 
 
 @staff_required()
 def staff_home(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "staff/home.html",
-        {
-            "profile": selectors.staff_profile_for(request.user),
-            "overview": selectors.school_overview(request.user),
-            "current_year": selectors.school_year_current(),
-        },
-    )
+    """The dashboard of the latest campaign for the schools the user may see; teachers
+    see their classes; before any campaign is opened, students per school and grade."""
+    profile = selectors.staff_profile_for(request.user)
+    context: dict[str, object] = {"profile": profile}
+    teacher = profile is not None and profile.role == StaffProfile.Role.TEACHER
+    if teacher and not request.user.is_superuser:
+        context["teacher"] = True
+        context["classes"] = workflow_selectors.classes_of_teacher(request.user)
+        context["current_year"] = selectors.school_year_current()
+        return render(request, "staff/home.html", context)
+    campaign = workflow_selectors.campaign_latest()
+    if campaign is None:
+        context["overview"] = selectors.school_overview(request.user)
+        context["current_year"] = selectors.school_year_current()
+    else:
+        dashboard = workflow_selectors.registration_dashboard(request.user, campaign)
+        # A district of many schools shows the grades of one school at a time.
+        every_school = len(dashboard.schools) <= DASHBOARD_SCHOOLS_IN_FULL
+        chosen = request.GET.get("school", "")
+        context["dashboard"] = dashboard
+        context["grades_of_every_school"] = every_school
+        context["schools_in_detail"] = [
+            item for item in dashboard.schools if every_school or str(item.school.pk) == chosen
+        ]
+    return render(request, "staff/home.html", context)
 
 
 @staff_required(REGISTRAR, OFFICE)
@@ -75,13 +101,30 @@ def _guardian_or_404(request: HttpRequest, pk: int) -> Guardian:
 @staff_required(REGISTRAR, OFFICE)
 def guardian_detail(request: HttpRequest, pk: int) -> HttpResponse:
     guardian = _guardian_or_404(request, pk)
+    # Only the guardian's households the member of staff may see: a second household
+    # with no child at their schools is none of their business.
+    visible = set(
+        selectors.households_visible_to(request.user)  # type: ignore[arg-type]
+        .filter(householdguardian__guardian=guardian)
+        .values_list("pk", flat=True)
+    )
+    households = [h for h in selectors.households_of_guardian(guardian) if h.pk in visible]
     audit_record(action="view", obj=guardian, request=request)
+    # The page shows each child's name, grade and school: a read of the child's record.
+    children = {row.student.pk: row.student for h in households for row in h.student_rows}
+    for student in children.values():
+        audit_record(
+            action="view",
+            obj=student,
+            request=request,
+            detail={"via": "registration.guardian", "guardian": guardian.pk},
+        )
     return render(
         request,
         "staff/guardian_detail.html",
         {
             "guardian": guardian,
-            "households": selectors.households_of_guardian(guardian),
+            "households": households,
             "email": selectors.email_on_file(guardian),
             "code": guardian.codes.order_by("-created_at").first(),
             "code_emails": ActivationEmail.objects.filter(guardian=guardian)

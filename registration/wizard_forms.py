@@ -23,8 +23,9 @@ from phonenumber_field.widgets import RegionalPhoneNumberWidget
 
 from registration.grades import GRADE_LABELS, PROMOTION_ORDER, grade_in_range
 from registration.models import ContactPoint, Guardian
-from workflow.models import EnrollmentDecision
+from workflow.models import PROOF_KINDS, EnrollmentDecision
 from workflow.selectors import ChildRow, WizardContext
+from workflow.visits import WALK_IN, VisitChoice, slot_choices, slot_label, slot_parse, slot_value
 
 PROOF_TYPES = {
     "application/pdf": (b"%PDF-",),
@@ -325,6 +326,27 @@ class MultipleFileField(forms.FileField):
         return [super(MultipleFileField, self).clean(f, initial) for f in files]
 
 
+class VisitChoiceField(forms.ChoiceField):
+    """The family's visit to the school office: walk in, or a slot of the school's
+    office hours. Only free slots are offered; any slot of the office hours is
+    valid here, and whether it still has room is checked when it is booked."""
+
+    def __init__(self, *, context: WizardContext, **kwargs: Any) -> None:
+        self.context = context
+        # A callable: the slots are read only when the choices are shown.
+        super().__init__(choices=self.visit_choices, **kwargs)
+
+    def visit_choices(self) -> list[Any]:
+        walk_in = (WALK_IN, _("Walk in during office hours"))
+        return [walk_in, *slot_choices(self.context.visit_slots)]
+
+    def valid_value(self, value: Any) -> bool:
+        if value == WALK_IN:
+            return True
+        starts_at = slot_parse(str(value))
+        return starts_at is not None and self.context.visit_options.offers(starts_at)
+
+
 class AddressForm(StepForm):
     title = _("Home address")
     MOVED_CHOICES = [
@@ -391,11 +413,42 @@ class AddressForm(StepForm):
             (str(p.pk), p.original_name) for p in self.context.proofs
         ]
         self.fields["state"].initial = self.context.household.state
+        school = self.context.visit_school
+        self.fields["visit"] = VisitChoiceField(
+            context=self.context,
+            label=_("When will you come to the school office?"),
+            required=False,
+            help_text=(
+                _(
+                    "Bring the originals of at least two proofs of your new address to the "
+                    "office of %(school)s."
+                )
+                % {"school": escape(school.name)}
+                if school is not None
+                else _("Bring the originals of at least two proofs of your new address.")
+            ),
+        )
+        self.fields["visit"].conditional = True  # type: ignore[attr-defined]
+
+    @property
+    def proof_kinds(self) -> list[Any]:
+        """The proofs the school office accepts, for the page to list."""
+        return [label for _kind, label in PROOF_KINDS]
+
+    @property
+    def offers_slots(self) -> bool:
+        return self.context.visit_options.has_slots
+
+    def _visit_on_file(self) -> str:
+        visit = self.context.address_visit
+        if visit is None or visit.starts_at is None:
+            return WALK_IN
+        return slot_value(visit.starts_at)
 
     def initial_from_records(self) -> dict[str, Any]:
         request = self.context.address_request
         if request is None:
-            return {"moved": "no"}
+            return {"moved": "no", "visit": WALK_IN}
         return {
             "moved": "yes",
             "street1": request.street1,
@@ -403,6 +456,8 @@ class AddressForm(StepForm):
             "city": request.city,
             "state": request.state_code,
             "postal_code": request.postal_code,
+            # Read only when the field is shown.
+            "visit": self._visit_on_file,
         }
 
     def data_from_initial(self) -> dict[str, list[str]]:
@@ -438,6 +493,8 @@ class AddressForm(StepForm):
         for name in self.REQUIRED_WHEN_MOVED:
             if not cleaned.get(name) and name not in self.errors:
                 self.add_error(name, _("Please fill in your new address."))
+        if not cleaned.get("visit") and "visit" not in self.errors:
+            cleaned["visit"] = WALK_IN
         household = self.context.household
         same = all(
             (cleaned.get(n) or "").strip().casefold() == (getattr(household, n) or "").casefold()
@@ -485,7 +542,31 @@ class AddressForm(StepForm):
                     "changed": True,
                 }
             )
+            rows.append(
+                {
+                    "label": str(_("Visit to the school office")),
+                    "before": "",
+                    "after": self._visit_label(answered),
+                    "changed": True,
+                }
+            )
         return rows
+
+    def _visit_label(self, answered: StepForm | None) -> str:
+        value = answered.cleaned_data.get("visit") if answered is not None else None
+        starts_at = slot_parse(value) if value and value != WALK_IN else None
+        school = self.context.visit_school
+        when = slot_label(starts_at) if starts_at else str(_("Walk in during office hours"))
+        return f"{when} · {school.name}" if school is not None else when
+
+    def visit_choice(self) -> VisitChoice | None:
+        """The visit the family chose, for ``address_change_save``: None when they
+        still live at the address on file (or have no school to visit)."""
+        school = self.context.visit_school
+        if self.cleaned_data.get("moved") != "yes" or school is None:
+            return None
+        value = self.cleaned_data.get("visit") or WALK_IN
+        return VisitChoice(school=school, starts_at=None if value == WALK_IN else slot_parse(value))
 
     def answers(self) -> dict[str, Any]:
         if self.cleaned_data.get("moved") != "yes":
@@ -495,6 +576,7 @@ class AddressForm(StepForm):
             **{n: self.cleaned_data.get(n, "").strip() for n in ("street1", "street2", "city")},
             "state": self.cleaned_data.get("state", ""),
             "postal_code": self.cleaned_data.get("postal_code", ""),
+            "visit": self.cleaned_data.get("visit") or WALK_IN,
         }
 
 

@@ -46,6 +46,7 @@ from workflow.services import (
     RegistrationClosed,
     Signature,
     TransitionRefused,
+    VisitSlotTaken,
     address_change_save,
     content_sha256,
     drafts_fingerprint,
@@ -233,6 +234,9 @@ class RegistrationWizard(NamedUrlSessionWizardView):
             return self._submit(form)
         try:
             self._save(step, form, unchanged)
+        except VisitSlotTaken as refused:
+            form.add_error("visit", str(refused))
+            return self.render(form)
         except RegistrationClosed as refused:
             messages.error(request, str(refused))
             return redirect("registration_status", pk=self.registration.pk)
@@ -255,6 +259,7 @@ class RegistrationWizard(NamedUrlSessionWizardView):
                 uploads=form.cleaned_data.get("proofs") or [],
                 remove_proof_ids=[int(pk) for pk in form.cleaned_data.get("remove_proofs") or []],
                 user=self.request.user,
+                visit=form.visit_choice() if isinstance(form, AddressForm) else None,
             )
         else:
             registration_step_save(

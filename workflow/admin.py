@@ -5,11 +5,25 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from workflow.models import AuditEvent
+from workflow.models import AuditEvent, TransitionLog
+
+
+class AppendOnlyLogAdmin(admin.ModelAdmin):
+    """A log that is read here and never edited: nobody, superusers included, may
+    add, change or delete a row (so the delete action is not offered either)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(AppendOnlyLogAdmin):
     """The audit log is read here and never edited."""
 
     list_display = (
@@ -28,11 +42,23 @@ class AuditEventAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+@admin.register(TransitionLog)
+class TransitionLogAdmin(AppendOnlyLogAdmin):
+    """Every state change, read here and never edited."""
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    list_display = (
+        "created_at",
+        "object_type",
+        "object_id",
+        "transition",
+        "source",
+        "target",
+        "actor",
+        "actor_label",
+    )
+    list_filter = ("object_type", "transition")
+    list_select_related = ("actor",)
+    search_fields = ("object_id", "actor__email", "actor_label", "note")
+    date_hierarchy = "created_at"
+    show_full_result_count = False

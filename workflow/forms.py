@@ -172,3 +172,37 @@ class AcknowledgementForm(forms.Form):
     @property
     def texts(self) -> dict[str, str]:
         return {name: self.cleaned_data[name] for name in self.TEXT_FIELDS}
+
+
+class AuditFilterForm(forms.Form):
+    """The audit page's filters, all optional; read from the query string."""
+
+    actor = forms.CharField(
+        label=_("Who acted"),
+        required=False,
+        max_length=200,
+        help_text=_("A member of staff's name or email address, or part of it."),
+    )
+    student = forms.CharField(
+        label=_("About a student"),
+        required=False,
+        max_length=200,
+        help_text=_(
+            "A student's roster id or name. Events about the student's households are included."
+        ),
+    )
+    since = forms.DateField(
+        label=_("From"), required=False, input_formats=DATE_FORMATS, widget=DATE_INPUT
+    )
+    until = forms.DateField(
+        label=_("To"), required=False, input_formats=DATE_FORMATS, widget=DATE_INPUT
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            raise forms.ValidationError(
+                _("The first day must not be after the last day."), code="dates"
+            )
+        return cleaned

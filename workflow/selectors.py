@@ -7,16 +7,31 @@ answers 404 for any household that is not theirs.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet
+from django.conf import settings
+from django.db.models import (
+    BigIntegerField,
+    CharField,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+)
 from django.http import Http404
 from django.utils import timezone
 
-from registration.grades import grade_in_range, grade_next
+from registration.grades import GRADE_LABELS, grade_in_range, grade_next, grade_rank
 from registration.models import (
+    ClassSection,
     Consent,
     ContactPoint,
     EmergencyContact,
@@ -27,16 +42,27 @@ from registration.models import (
     Student,
     StudentGuardian,
 )
+from registration.selectors import (
+    ALL_SCHOOL_ROLES,
+    households_visible_to,
+    schools_visible_to,
+    staff_profile_for,
+)
 from workflow.models import (
     Acknowledgement,
     AddressChangeRequest,
     AddressProof,
+    AddressVisit,
+    AuditEvent,
     Campaign,
     EnrollmentDecision,
     Registration,
     RegistrationStep,
+    Reminder,
     Submission,
+    TransitionLog,
 )
+from workflow.visits import VisitOptions, visit_options_load, visit_school_of, visit_slots_free
 
 
 def campaign_running(*, today: datetime.date | None = None) -> Campaign | None:
@@ -236,6 +262,34 @@ class WizardContext:
     def proofs(self) -> list[AddressProof]:
         return list(self.address_request.proofs.all()) if self.address_request else []
 
+    @property
+    def visit_school(self) -> School | None:
+        """The school whose office the family visits to show their proofs."""
+        return visit_school_of(self.members)
+
+    @cached_property
+    def visit_options(self) -> VisitOptions:
+        return visit_options_load(self.visit_school)
+
+    @cached_property
+    def visit_slots(self) -> list[datetime.datetime]:
+        """The slots with room, the family's own booking counted as free."""
+        request = self.address_request
+        return visit_slots_free(
+            self.visit_options, exclude_request_id=request.pk if request else None
+        )
+
+    @cached_property
+    def address_visit(self) -> AddressVisit | None:
+        """The family's booking for its open address change, if any."""
+        if self.address_request is None:
+            return None
+        return (
+            AddressVisit.objects.filter(request=self.address_request, cancelled_at__isnull=True)
+            .order_by("-created_at")
+            .first()
+        )
+
 
 def wizard_context_load(registration: Registration, guardian: Guardian) -> WizardContext:
     """The wizard's view of ``registration`` for ``guardian``; nothing is read yet."""
@@ -381,4 +435,446 @@ def acknowledgement_documents(campaign: Campaign) -> list[AcknowledgementDocumen
     return sorted(
         documents.values(),
         key=lambda d: (d.current is None, d.latest.position, d.key),
+    )
+
+
+# -- the staff dashboard -------------------------------------------------------------
+
+
+@dataclass
+class DashboardCounts:
+    """One row of the staff dashboard: a grade of a school, a school, or all of them."""
+
+    households: int = 0
+    not_started: int = 0
+    in_progress: int = 0
+    submitted: int = 0
+    returned: int = 0
+    approved: int = 0  # approved or already exported to the SIS
+    address_requests: int = 0  # open: requested or awaiting the visit
+    guardians: int = 0
+    guardians_activated: int = 0
+
+    @property
+    def activation_percent(self) -> int | None:
+        """The share of guardians with an account, in whole percent (None: no guardians)."""
+        if not self.guardians:
+            return None
+        return round(100 * self.guardians_activated / self.guardians)
+
+
+@dataclass
+class DashboardGrade:
+    grade: str
+    label: str
+    counts: DashboardCounts
+
+
+@dataclass
+class DashboardSchool:
+    school: School
+    grades: list[DashboardGrade]
+    total: DashboardCounts
+
+
+@dataclass
+class Dashboard:
+    campaign: Campaign
+    schools: list[DashboardSchool]
+    total: DashboardCounts
+    district_wide: bool  # the user sees every school: the total is the district's
+
+
+# Each aggregate query returns its rows at three levels, told apart by ``row_level``.
+_GRADE, _SCHOOL, _ALL = 0, 1, 2
+
+
+def _by_school_and_grade(
+    queryset: QuerySet[Any], school: str, grade: str, aggregates: dict[str, Any]
+) -> dict[tuple[int, int | None, str], dict[str, int]]:
+    """``aggregates`` over ``queryset`` per school and grade, per school, and over
+    everything, in one query (three grouped SELECTs under UNION ALL): distinct counts
+    cannot be added up, so each level is counted on its own. Keyed by (level, school
+    id, grade)."""
+    levels = [
+        (_GRADE, F(school), F(grade)),
+        (_SCHOOL, F(school), Value("", output_field=CharField())),
+        (_ALL, Value(None, output_field=BigIntegerField()), Value("", output_field=CharField())),
+    ]
+    parts = [
+        queryset.annotate(
+            row_level=Value(level, output_field=IntegerField()), row_school=s, row_grade=g
+        )
+        .values("row_level", "row_school", "row_grade")
+        .annotate(**aggregates)
+        .order_by()
+        for level, s, g in levels
+    ]
+    rows = parts[0].union(*parts[1:], all=True)
+    return {
+        (row.pop("row_level"), row.pop("row_school"), row.pop("row_grade")): row for row in rows
+    }
+
+
+def registration_dashboard(user: Any, campaign: Campaign) -> Dashboard:
+    """The campaign's registrations by state, open address changes and the share of
+    guardians with an account, per school and grade of the schools ``user`` may see,
+    with each school's total and the total of them all.
+
+    A household is counted with its primary children (those who live there mainly,
+    whose enrollment decision is its to make): a household with children in two
+    grades counts in each grade, and once in its school's total and once in the
+    total. Withdrawn registrations are left out. Four queries, however many schools
+    and households there are; every count is made in the database.
+    """
+    schools = sorted(schools_visible_to(user), key=lambda s: (grade_rank(s.low_grade), s.name))
+    school_ids = [s.pk for s in schools]
+    profile = staff_profile_for(user)
+    district_wide = user.is_superuser or (profile is not None and profile.role in ALL_SCHOOL_ROLES)
+    found: dict[tuple[int, int | None, str], DashboardCounts] = {}
+
+    def counts_of(key: tuple[int, int | None, str]) -> DashboardCounts:
+        return found.setdefault(key, DashboardCounts())
+
+    if school_ids:
+        # Every school: no need to name them (and the database reads no list).
+        of_schools = {} if district_wide else {"student__school__in": school_ids}
+        state = Registration.State
+        # A child's decision links them to the registration of their primary household,
+        # the one that decides for them: no detour through the households.
+        decisions = EnrollmentDecision.objects.filter(
+            campaign=campaign, registration__isnull=False, student__enabled=True, **of_schools
+        ).exclude(registration__state=state.WITHDRAWN)
+
+        def households(*states: str) -> Count:
+            return Count("registration", distinct=True, filter=Q(registration__state__in=states))
+
+        for key, values in _by_school_and_grade(
+            decisions,
+            "student__school",
+            "student__grade",
+            {
+                "households": Count("registration", distinct=True),
+                "not_started": households(state.NOT_STARTED),
+                "in_progress": households(state.IN_PROGRESS),
+                "submitted": households(state.SUBMITTED),
+                "returned": households(state.RETURNED),
+                "approved": households(state.APPROVED, state.EXPORTED),
+            },
+        ).items():
+            counts = counts_of(key)
+            for name, value in values.items():
+                setattr(counts, name, value)
+        primary = "household__householdstudent__"
+        requests = AddressChangeRequest.objects.filter(
+            state__in=AddressChangeRequest.OPEN_STATES,
+            **{f"{primary}is_primary": True, f"{primary}student__enabled": True},
+            **{f"{primary}{name}": value for name, value in of_schools.items()},
+        )
+        for key, values in _by_school_and_grade(
+            requests,
+            f"{primary}student__school",
+            f"{primary}student__grade",
+            {"address_requests": Count("household", distinct=True)},
+        ).items():
+            counts_of(key).address_requests = values["address_requests"]
+        links = StudentGuardian.objects.filter(student__enabled=True, **of_schools)
+        for key, values in _by_school_and_grade(
+            links,
+            "student__school",
+            "student__grade",
+            {
+                "guardians": Count("guardian", distinct=True),
+                "guardians_activated": Count(
+                    "guardian", distinct=True, filter=Q(guardian__user__isnull=False)
+                ),
+            },
+        ).items():
+            counts = counts_of(key)
+            counts.guardians = values["guardians"]
+            counts.guardians_activated = values["guardians_activated"]
+
+    rows = []
+    for school in schools:
+        grades = sorted(
+            (
+                grade
+                for level, school_id, grade in found
+                if level == _GRADE and school_id == school.pk
+            ),
+            key=grade_rank,
+        )
+        rows.append(
+            DashboardSchool(
+                school=school,
+                grades=[
+                    DashboardGrade(
+                        grade=grade,
+                        label=str(GRADE_LABELS.get(grade, grade)),
+                        counts=found[(_GRADE, school.pk, grade)],
+                    )
+                    for grade in grades
+                ],
+                total=found.get((_SCHOOL, school.pk, ""), DashboardCounts()),
+            )
+        )
+    return Dashboard(
+        campaign=campaign,
+        schools=rows,
+        total=found.get((_ALL, None, ""), DashboardCounts()),
+        district_wide=district_wide,
+    )
+
+
+def classes_of_teacher(user: Any) -> list[ClassSection]:
+    """The classes the user teaches, each with ``students``: how many enabled students
+    it has. One query."""
+    profile = staff_profile_for(user)
+    if profile is None or not profile.enabled:
+        return []
+    return list(
+        ClassSection.objects.filter(teaching__teacher=profile)
+        .select_related("school")
+        .annotate(
+            students=Count(
+                "enrollments__student", distinct=True, filter=Q(enrollments__student__enabled=True)
+            )
+        )
+        .order_by("school__name", "title", "pk")
+    )
+
+
+# -- reminders -----------------------------------------------------------------------
+
+REMINDER_STATES = (Registration.State.NOT_STARTED, Registration.State.IN_PROGRESS)
+
+
+def reminder_registrations(
+    *,
+    campaign: Campaign,
+    school_ids: Sequence[int],
+    grades: Sequence[str],
+    states: Sequence[str],
+    now: datetime.datetime | None = None,
+) -> QuerySet[Registration]:
+    """The campaign's registrations in ``states`` (not started, in progress) of
+    households with a child at one of ``school_ids`` in one of ``grades`` (any school,
+    any grade when empty), each annotated with ``reminded_recently`` (the household
+    was sent a reminder in the last ``REMINDER_MIN_DAYS`` days) and ``has_email``
+    (one of its guardians has an email address on file)."""
+    now = now or timezone.now()
+    children = HouseholdStudent.objects.filter(student__enabled=True)
+    if school_ids:
+        children = children.filter(student__school__in=school_ids)
+    if grades:
+        children = children.filter(student__grade__in=grades)
+    since = now - datetime.timedelta(days=settings.REMINDER_MIN_DAYS)
+    return (
+        Registration.objects.filter(
+            campaign=campaign,
+            state__in=[s for s in states if s in REMINDER_STATES],
+            household__in=children.values("household"),
+        )
+        .annotate(
+            reminded_recently=Exists(
+                Reminder.objects.filter(
+                    registration__household=OuterRef("household"), created_at__gte=since
+                )
+            ),
+            has_email=Exists(
+                HouseholdGuardian.objects.filter(
+                    household=OuterRef("household"),
+                    guardian__enabled=True,
+                    guardian__contact_points__kind=ContactPoint.Kind.EMAIL,
+                )
+            ),
+        )
+        .order_by("pk")
+    )
+
+
+def reminders_due(**filters: Any) -> QuerySet[Registration]:
+    """The registrations of ``reminder_registrations(**filters)`` to write to now."""
+    return reminder_registrations(**filters).filter(Q(reminded_recently=False), Q(has_email=True))
+
+
+@dataclass
+class ReminderPreview:
+    matching: int  # households in the chosen schools, grades and states
+    reminded_recently: int
+    without_email: int
+    due: int  # would be emailed
+
+
+def reminder_preview(**filters: Any) -> ReminderPreview:
+    """How many households a send with these filters would write to, and how many it
+    leaves out and why. One query."""
+    counts = reminder_registrations(**filters).aggregate(
+        matching_count=Count("pk"),
+        recent_count=Count("pk", filter=Q(reminded_recently=True)),
+        without_email_count=Count("pk", filter=Q(has_email=False)),
+        due_count=Count("pk", filter=Q(reminded_recently=False, has_email=True)),
+    )
+    return ReminderPreview(
+        matching=counts["matching_count"],
+        reminded_recently=counts["recent_count"],
+        without_email=counts["without_email_count"],
+        due=counts["due_count"],
+    )
+
+
+def reminder_sends_recent(*, limit: int = 10) -> list[AuditEvent]:
+    """The last reminder sends, newest first, with who sent them."""
+    return list(
+        AuditEvent.objects.filter(object_type="workflow.reminder", action=AuditEvent.Action.CREATE)
+        .select_related("actor")
+        .order_by("-created_at", "-pk")[:limit]
+    )
+
+
+# -- staff review of registrations -----------------------------------------------------
+
+REVIEW_STATES = (
+    Registration.State.SUBMITTED,
+    Registration.State.RETURNED,
+    Registration.State.APPROVED,
+)
+
+
+def registrations_visible_to(user: Any) -> QuerySet[Registration]:
+    """Registrars (and superusers) see every registration; office staff those of the
+    households with a student at their schools; anyone else, none."""
+    profile = staff_profile_for(user)
+    if user.is_superuser:
+        return Registration.objects.all()
+    if profile is None or not profile.enabled:
+        return Registration.objects.none()
+    if profile.role == profile.Role.REGISTRAR:
+        return Registration.objects.all()
+    if profile.role == profile.Role.OFFICE:
+        return Registration.objects.filter(household__in=households_visible_to(user))
+    return Registration.objects.none()
+
+
+def registrations_at_school(
+    registrations: QuerySet[Registration], school: School
+) -> QuerySet[Registration]:
+    """The registrations of households with a student at ``school``."""
+    return registrations.filter(
+        household_id__in=HouseholdStudent.objects.filter(student__school=school).values(
+            "household_id"
+        )
+    )
+
+
+def registration_counts_by_state(registrations: QuerySet[Registration]) -> dict[str, int]:
+    """How many of ``registrations`` are in each state of the review queue: one
+    aggregated query."""
+    return registrations.aggregate(
+        **{state: Count("pk", filter=Q(state=state)) for state in REVIEW_STATES}
+    )
+
+
+def registration_review_queue(registrations: QuerySet[Registration]) -> QuerySet[Registration]:
+    """Registrations as the review queue lists them, oldest submission first, each
+    with its household, guardians and children and whether an address change is
+    open: three queries for a page, however many rows it holds."""
+    return (
+        registrations.select_related("household")
+        .annotate(
+            address_open=Exists(
+                AddressChangeRequest.objects.filter(
+                    household_id=OuterRef("household_id"),
+                    state__in=AddressChangeRequest.OPEN_STATES,
+                )
+            )
+        )
+        .prefetch_related(
+            Prefetch(
+                "household__householdstudent_set",
+                queryset=HouseholdStudent.objects.select_related("student__school").order_by(
+                    "student__birth_date", "student__given_name", "pk"
+                ),
+                to_attr="student_rows",
+            ),
+            Prefetch(
+                "household__householdguardian_set",
+                queryset=HouseholdGuardian.objects.select_related("guardian").order_by(
+                    "guardian__given_name", "pk"
+                ),
+                to_attr="guardian_rows",
+            ),
+        )
+        .order_by(F("submitted_at").asc(nulls_last=True), "pk")
+    )
+
+
+@dataclass
+class RegistrationReview:
+    """What staff see of one registration before they approve or return it."""
+
+    registration: Registration
+    submissions: list[Submission]  # newest first
+    decisions: list[EnrollmentDecision]
+    address_request: AddressChangeRequest | None
+    history: list[TransitionLog]
+
+    @property
+    def submission(self) -> Submission | None:
+        return self.submissions[0] if self.submissions else None
+
+    @property
+    def earlier_submissions(self) -> list[Submission]:
+        return self.submissions[1:]
+
+    @property
+    def history_rows(self) -> list[tuple[TransitionLog, str, str]]:
+        """Each state change with the labels of the states it went from and to."""
+        labels = dict(Registration.State.choices)
+        return [
+            (log, str(labels.get(log.source, log.source)), str(labels.get(log.target, log.target)))
+            for log in self.history
+        ]
+
+    @property
+    def address_open(self) -> bool:
+        request = self.address_request
+        return request is not None and request.state in AddressChangeRequest.OPEN_STATES
+
+    @property
+    def steps(self) -> list[tuple[str, str]]:
+        """The steps the family signed, as (step, title): where staff may send them
+        back to."""
+        if self.submission is None:
+            return []
+        return [
+            (section["step"], section["title"])
+            for section in self.submission.content.get("sections", [])
+            if section.get("step")
+        ]
+
+
+def registration_review_load(registration: Registration) -> RegistrationReview:
+    """Every submission (newest first), the children's decisions, the household's
+    open address change (else this registration's last one) and the registration's
+    state changes: four queries."""
+    address_requests = AddressChangeRequest.objects.filter(
+        household_id=registration.household_id
+    ).filter(Q(state__in=AddressChangeRequest.OPEN_STATES) | Q(registration=registration))
+    return RegistrationReview(
+        registration=registration,
+        submissions=list(
+            Submission.objects.filter(registration=registration)
+            .select_related("guardian")
+            .order_by("-version")
+        ),
+        decisions=decisions_of_registration(registration),
+        address_request=address_requests.order_by("-created_at", "-pk").first(),
+        history=list(
+            TransitionLog.objects.filter(
+                object_type=Registration._meta.label_lower, object_id=str(registration.pk)
+            )
+            .select_related("actor")
+            .order_by("created_at", "pk")
+        ),
     )

@@ -7,16 +7,20 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.mail import EmailMessage, get_connection, send_mail
 from django.db import transaction
-from django.db.models import Max, Model
+from django.db.models import Max, Model, Q
 from django.http import HttpRequest
-from django.utils import timezone
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
 from django.utils.translation import gettext
 from django_fsm import can_proceed
 
@@ -30,26 +34,37 @@ from registration.models import (
     EmergencyContact,
     Guardian,
     Household,
+    HouseholdGuardian,
     HouseholdStudent,
     School,
+    StaffProfile,
     Student,
     StudentHealth,
 )
+from registration.selectors import email_on_file
 from registration.throttle import client_ip
 from workflow.models import (
+    PROOF_KINDS,
     Acknowledgement,
     AcknowledgementAcceptance,
     AddressChangeRequest,
     AddressProof,
+    AddressVisit,
     AuditEvent,
     Campaign,
+    ChangeRecord,
     EnrollmentDecision,
+    OfficeHours,
     Registration,
     RegistrationStep,
+    Reminder,
     Submission,
     TransitionLog,
+    VisitSchedule,
     registration_address_settled,
 )
+from workflow.selectors import REMINDER_STATES, reminders_due
+from workflow.visits import DEFAULT_CAPACITY, VisitChoice, slot_label
 
 # The household's address fields, and the request's field for each.
 ADDRESS_FIELDS = ("street1", "street2", "city", "state", "postal_code")
@@ -528,11 +543,20 @@ def _draft_save(
     unchanged: bool,
     user: Any,
 ) -> RegistrationStep:
-    draft, _created = RegistrationStep.objects.update_or_create(
-        registration=registration,
-        step=step,
-        defaults={"data": data, "answers": answers, "unchanged": unchanged, "saved_by": user},
-    )
+    # The registration's row is locked: no other save of this step runs meanwhile, so
+    # a read and a write do (update_or_create would add two savepoints).
+    draft = RegistrationStep.objects.filter(registration=registration, step=step).first()
+    if draft is None:
+        return RegistrationStep.objects.create(
+            registration=registration,
+            step=step,
+            data=data,
+            answers=answers,
+            unchanged=unchanged,
+            saved_by=user,
+        )
+    draft.data, draft.answers, draft.unchanged, draft.saved_by = data, answers, unchanged, user
+    draft.save(update_fields=["data", "answers", "unchanged", "saved_by", "saved_at"])
     return draft
 
 
@@ -555,13 +579,16 @@ def address_change_save(
     uploads: list[Any],
     remove_proof_ids: list[int],
     user: Any,
+    visit: VisitChoice | None = None,
 ) -> AddressChangeRequest | None:
     """The address step, saved with its draft: keep the address, or ask for it to
-    change, with proofs.
+    change, with proofs and the family's visit to the school office.
 
     An open request is updated while nobody has looked at it yet; once it waits for
     the visit, a different address cancels it and starts a new one. Keeping the old
-    address cancels any open request. The household's address does not change here.
+    address cancels any open request (and its bookings). The household's address
+    does not change here. With ``visit``, the visit is booked in the same transaction
+    (see ``address_visit_book``): ``VisitSlotTaken`` when its slot is full.
     """
     with transaction.atomic():
         locked = _registration_lock(registration)
@@ -581,6 +608,7 @@ def address_change_save(
                     note="the family still lives at the old address",
                     reason="The family still lives at the address on file.",
                 )
+                _visits_release(request)
             return None
         fields = {REQUEST_FIELD.get(n, n): answers.get(n, "") for n in ADDRESS_FIELDS}
         if request is not None and request.state == AddressChangeRequest.State.AWAITING_VISIT:
@@ -594,7 +622,9 @@ def address_change_save(
                     note="replaced by another address",
                     reason="The family gave another address.",
                 )
+                _visits_release(request)
                 request = None
+        created = request is None
         if request is None:
             request = AddressChangeRequest.objects.create(
                 household_id=locked.household_id,
@@ -624,6 +654,8 @@ def address_change_save(
             )
             proof.file.save(Path(upload.name).name, upload, save=False)
             proof.save()
+        if visit is not None:
+            _visit_book(request, visit, guardian=guardian, fresh=created)
     return request
 
 
@@ -775,11 +807,70 @@ def registration_submit(
     return submission
 
 
+# What staff decided about a registration, as the email to the family names it.
+REVIEW_APPROVED = "approved"
+REVIEW_RETURNED = "returned"
+REVIEW_STILL_TRUE = {
+    REVIEW_APPROVED: (Registration.State.APPROVED, Registration.State.EXPORTED),
+    REVIEW_RETURNED: (Registration.State.RETURNED,),
+}
+
+
+def registration_review_email(*, registration_id: int, outcome: str) -> int:
+    """Write to the household's guardians, each in their language, that staff
+    approved their registration or returned it (with the comment and where to make
+    the correction). Nothing is sent when the registration has moved on since (the
+    family already started the correction). Returns how many messages were sent."""
+    from registration.services import guardian_language
+
+    registration = (
+        Registration.objects.select_related("campaign__school_year", "household")
+        .filter(pk=registration_id)
+        .first()
+    )
+    if registration is None or registration.state not in REVIEW_STILL_TRUE[outcome]:
+        return 0
+    decisions = list(
+        EnrollmentDecision.objects.filter(registration=registration)
+        .select_related("student", "next_school")
+        .order_by("student__birth_date", "student__given_name")
+    )
+    sent = 0
+    for guardian in Guardian.objects.filter(
+        householdguardian__household_id=registration.household_id, enabled=True
+    ).select_related("user"):
+        email = (guardian.user.email if guardian.user else "") or email_on_file(guardian)
+        if not email:
+            continue
+        context = {
+            "guardian": guardian,
+            "registration": registration,
+            "year": registration.campaign.school_year.label,
+            "comment": registration.return_comment,
+            "decisions": decisions,
+            "register_url": settings.SITE_URL.rstrip("/") + "/register/",
+            "home_url": settings.SITE_URL.rstrip("/") + "/home/",
+            "district": settings.DISTRICT_NAME,
+            "help_email": settings.DISTRICT_HELP_EMAIL,
+            "help_phone": settings.DISTRICT_HELP_PHONE,
+        }
+        templates = f"workflow/email/registration_{outcome}"
+        with translation.override(guardian_language(guardian)):
+            subject = render_to_string(f"{templates}_subject.txt", context)
+            body = render_to_string(f"{templates}_message.txt", context)
+        send_mail(" ".join(subject.split()), body, settings.DEFAULT_FROM_EMAIL, [email])
+        sent += 1
+    return sent
+
+
 def registration_return(
     *, registration: Registration, actor: Any, comment: str, step: str = ""
 ) -> None:
     """Staff send a submitted registration back with what to correct; the family
-    sees the comment and the wizard opens again at ``step``."""
+    sees the comment and the wizard opens again at ``step``. The household's
+    guardians are emailed the comment after commit."""
+    from workflow.tasks import registration_review_email_task
+
     if not comment.strip():
         raise TransitionRefused(gettext("Please say what the family should correct."))
     with transaction.atomic():
@@ -787,11 +878,23 @@ def registration_return(
         locked.return_comment = comment.strip()
         locked.return_step = step
         _apply(locked, "return_for_changes", actor=actor, note=comment.strip())
+        audit_record(
+            action=AuditEvent.Action.CHANGE,
+            obj=locked,
+            actor=actor,
+            detail={"returned": True, "step": step},
+        )
+        transaction.on_commit(
+            partial(registration_review_email_task.delay, locked.pk, REVIEW_RETURNED),
+            robust=True,
+        )
 
 
-def _contacts_apply(guardian: Guardian, values: dict[str, str]) -> None:
-    """Make the guardian's email and phones what the family confirmed."""
+def _contacts_apply(guardian: Guardian, values: dict[str, str]) -> list[tuple[str, str, str]]:
+    """Make the guardian's email and phones what the family confirmed; returns each
+    one that changed as (field, old value, new value)."""
     points = list(guardian.contact_points.order_by("kind", "position", "pk"))
+    changed: list[tuple[str, str, str]] = []
     slots = {
         "email": (ContactPoint.Kind.EMAIL, None, ContactPoint.Label.PERSONAL),
         "mobile": (ContactPoint.Kind.PHONE, ContactPoint.Label.MOBILE, ContactPoint.Label.MOBILE),
@@ -821,6 +924,9 @@ def _contacts_apply(guardian: Guardian, values: dict[str, str]) -> None:
         if point is not None:
             taken.add(point.pk)
         value_field = "email" if kind == ContactPoint.Kind.EMAIL else "phone"
+        old = str(getattr(point, value_field)) if point is not None else ""
+        if old != value:
+            changed.append((name, old, value))
         if not value:
             if point is not None:
                 point.delete()
@@ -833,14 +939,68 @@ def _contacts_apply(guardian: Guardian, values: dict[str, str]) -> None:
                 position=len(points) + len(taken),
                 **{value_field: value},
             )
-        elif str(getattr(point, value_field)) != value:
+        elif old != value:
             setattr(point, value_field, value)
             point.save(update_fields=[value_field, "updated_at"])
+    return changed
 
 
-def _answers_apply(registration: Registration, submission: Submission) -> None:
+def _flag(value: bool | None) -> str:
+    """A yes/no value as the roster files write it."""
+    return "" if value is None else ("true" if value else "false")
+
+
+@dataclass
+class _ChangeRecords:
+    """The fields an approval changes, collected as ``ChangeRecord`` rows for the SIS."""
+
+    registration: Registration
+    approved_by: Any
+    approved_at: datetime.datetime
+    rows: list[ChangeRecord]
+
+    def add(
+        self,
+        record_type: str,
+        record_id: str,
+        field: str,
+        old: str,
+        new: str,
+        *,
+        always: bool = False,
+    ) -> None:
+        """One changed field; an unchanged one is left out unless ``always``."""
+        if old == new and not always:
+            return
+        self.rows.append(
+            ChangeRecord(
+                registration=self.registration,
+                record_type=record_type,
+                record_id=record_id,
+                field=field,
+                old_value=old,
+                new_value=new,
+                approved_by=self.approved_by,
+                approved_at=self.approved_at,
+            )
+        )
+
+
+def _answers_apply(
+    registration: Registration,
+    submission: Submission,
+    *,
+    approved_by: Any,
+    approved_at: datetime.datetime,
+) -> list[ChangeRecord]:
     """Write the approved answers into the household's records (not its address:
-    that changes when staff verify it in person)."""
+    that changes when staff verify it in person), and a ``ChangeRecord`` for each
+    field that changed: contacts, preferences, emergency contacts, consents and the
+    children's enrollment for next year. Health is written but never recorded for
+    the SIS: it is not exported."""
+    changes = _ChangeRecords(
+        registration=registration, approved_by=approved_by, approved_at=approved_at, rows=[]
+    )
     drafts = {d.step: d.answers for d in RegistrationStep.objects.filter(registration=registration)}
     guardians = {
         str(g.pk): g
@@ -848,13 +1008,41 @@ def _answers_apply(registration: Registration, submission: Submission) -> None:
     }
     for guardian_id, values in drafts.get("contacts", {}).get("guardians", {}).items():
         if guardian_id in guardians:
-            _contacts_apply(guardians[guardian_id], values)
+            guardian = guardians[guardian_id]
+            for field, old, new in _contacts_apply(guardian, values):
+                changes.add("guardian", guardian.sourced_id, field, old, new)
+    preferences = {
+        p.guardian_id: p
+        for p in ContactPreference.objects.filter(guardian__in=list(guardians.values()))
+    }
     for guardian_id, values in drafts.get("preferences", {}).get("guardians", {}).items():
         if guardian_id in guardians:
-            ContactPreference.objects.update_or_create(
-                guardian=guardians[guardian_id], defaults=values
-            )
+            guardian = guardians[guardian_id]
+            before = preferences.get(guardian.pk)
+            for name, value in values.items():
+                old = _flag(getattr(before, name)) if before is not None else ""
+                field = f"preference.{name}"
+                changes.add("guardian", guardian.sourced_id, field, old, _flag(value))
+            ContactPreference.objects.update_or_create(guardian=guardian, defaults=values)
     if "emergency" in drafts:
+        on_file = list(
+            EmergencyContact.objects.filter(household_id=registration.household_id).order_by(
+                "priority"
+            )
+        )
+        given = drafts["emergency"]["contacts"]
+        # Numbered as they will be: the contacts given are stored from priority 1.
+        for priority in range(1, max(len(on_file), len(given)) + 1):
+            old_contact = on_file[priority - 1] if priority <= len(on_file) else None
+            new_contact = given[priority - 1] if priority <= len(given) else None
+            for column in ("name", "relationship", "phone"):
+                changes.add(
+                    "emergency_contact",
+                    registration.household.sourced_id,
+                    f"priority_{priority}.{column}",
+                    str(getattr(old_contact, column)) if old_contact is not None else "",
+                    new_contact[column] if new_contact is not None else "",
+                )
         EmergencyContact.objects.filter(household_id=registration.household_id).delete()
         EmergencyContact.objects.bulk_create(
             EmergencyContact(
@@ -864,28 +1052,59 @@ def _answers_apply(registration: Registration, submission: Submission) -> None:
                 relationship=contact["relationship"],
                 phone=contact["phone"],
             )
-            for priority, contact in enumerate(drafts["emergency"]["contacts"], 1)
+            for priority, contact in enumerate(given, 1)
         )
-    decided = set(registration.decisions.values_list("student_id", flat=True))
+    decisions = list(
+        registration.decisions.select_related("student__school", "next_school").order_by("pk")
+    )
+    students = {d.student_id: d.student for d in decisions}
+    consents = {
+        (c.student_id, c.kind): c.granted for c in Consent.objects.filter(student_id__in=students)
+    }
     for step, answer in drafts.items():
         if not step.startswith("child-") or answer.get("read_only"):
             continue
-        if answer["student"] not in decided:
+        if answer["student"] not in students:
             continue
-        StudentHealth.objects.update_or_create(
-            student_id=answer["student"], defaults=answer["health"]
-        )
+        student = students[answer["student"]]
+        StudentHealth.objects.update_or_create(student_id=student.pk, defaults=answer["health"])
         for kind, granted in answer["consents"].items():
+            changes.add(
+                "student",
+                student.sourced_id,
+                f"consent.{kind}",
+                _flag(consents.get((student.pk, kind))),
+                _flag(granted),
+            )
             Consent.objects.update_or_create(
-                student_id=answer["student"],
+                student_id=student.pk,
                 kind=kind,
                 defaults={"granted": granted, "guardian": submission.guardian},
             )
+    for decision in decisions:
+        if decision.state != EnrollmentDecision.State.CONFIRMED:
+            continue
+        student = decision.student
+        enrollment = partial(changes.add, "enrollment", student.sourced_id)
+        # Next year's enrollment is news to the SIS even where it repeats this year's.
+        enrollment("returning", "", _flag(decision.returning), always=True)
+        if decision.returning:
+            next_school = decision.next_school.sourced_id if decision.next_school else ""
+            enrollment("next_school", student.school.sourced_id, next_school, always=True)
+            enrollment("next_grade", student.grade, decision.next_grade, always=True)
+        else:
+            enrollment("leaving_reason", "", decision.leaving_reason)
+            enrollment("leaving_destination", "", decision.leaving_destination)
+    return ChangeRecord.objects.bulk_create(changes.rows)
 
 
 def registration_approve(*, registration: Registration, actor: Any, note: str = "") -> None:
     """Staff approve a submitted registration: each child's decision is confirmed and
-    the family's answers become the household's records, in one transaction."""
+    the family's answers become the household's records, each changed field recorded
+    for the SIS, in one transaction. The household's guardians are emailed after
+    commit."""
+    from workflow.tasks import registration_review_email_task
+
     with transaction.atomic():
         locked = _registration_lock(registration)
         if locked.state == Registration.State.SUBMITTED and not registration_address_settled(
@@ -911,13 +1130,23 @@ def registration_approve(*, registration: Registration, actor: Any, note: str = 
             actor=actor,
         )
         submission = locked.submissions.order_by("-version").first()
+        changes: list[ChangeRecord] = []
         if submission is not None:
-            _answers_apply(locked, submission)
+            changes = _answers_apply(
+                locked,
+                submission,
+                approved_by=actor if actor is not None and actor.is_authenticated else None,
+                approved_at=timezone.now(),
+            )
         audit_record(
             action=AuditEvent.Action.CHANGE,
             obj=locked.household,
             actor=actor,
-            detail={"approved_registration": locked.pk},
+            detail={"approved_registration": locked.pk, "changes": len(changes)},
+        )
+        transaction.on_commit(
+            partial(registration_review_email_task.delay, locked.pk, REVIEW_APPROVED),
+            robust=True,
         )
 
 
@@ -928,33 +1157,536 @@ def registration_withdraw(*, registration: Registration, actor: Any, note: str) 
         _apply(locked, "withdraw", actor=actor, note=note)
 
 
-def address_change_verify(
-    *, request: AddressChangeRequest, actor: Any, proofs_seen: list[str]
-) -> None:
-    """Staff saw the proofs in person: the household's address becomes the new one,
-    in the same transaction as the request's transition."""
-    if len(set(proofs_seen)) < 2:
-        raise TransitionRefused(gettext("Record at least two proofs you saw."))
+def address_change_verify(*, request: AddressChangeRequest, actor: Any) -> list[ChangeRecord]:
+    """Staff verify the new address once they have recorded the visit with at least
+    two proofs seen (``address_visit_record``): the household's address becomes the
+    new one, with a ``ChangeRecord`` for the SIS per changed field, in the same
+    transaction as the request's transition. Bookings not yet used are cancelled;
+    the household's guardians are emailed after commit."""
+    from workflow.tasks import address_decision_email_task
+
     with transaction.atomic():
         locked = AddressChangeRequest.objects.select_for_update().get(pk=request.pk)
-        _apply(locked, "verify", actor=actor, note=", ".join(sorted(set(proofs_seen))), by=actor)
+        if locked.visit_recorded_at is None or len(set(locked.proofs_seen)) < 2:
+            raise TransitionRefused(
+                gettext("Record the visit, with at least two proofs seen, before verifying.")
+            )
+        _apply(locked, "verify", actor=actor, note=", ".join(locked.proofs_seen), by=actor)
         household = Household.objects.select_for_update().get(pk=locked.household_id)
         before = household.address_lines
+        approved_by = actor if actor is not None and actor.is_authenticated else None
+        changes = []
         for name in ADDRESS_FIELDS:
-            setattr(household, name, getattr(locked, REQUEST_FIELD.get(name, name)))
+            old = getattr(household, name) or ""
+            new = getattr(locked, REQUEST_FIELD.get(name, name))
+            if old != new:
+                changes.append(
+                    ChangeRecord(
+                        registration_id=locked.registration_id,
+                        record_type="household",
+                        record_id=household.sourced_id,
+                        field=name,
+                        old_value=old,
+                        new_value=new,
+                        approved_by=approved_by,
+                        approved_at=locked.decided_at,
+                    )
+                )
+            setattr(household, name, new)
         household.save(update_fields=[*ADDRESS_FIELDS, "updated_at"])
+        changes = ChangeRecord.objects.bulk_create(changes)
+        _visits_release(locked)
         audit_record(
             action=AuditEvent.Action.CHANGE,
             obj=household,
             actor=actor,
-            detail={"address_before": before, "address_after": household.address_lines},
+            detail={
+                "address_before": before,
+                "address_after": household.address_lines,
+                "address_request": locked.pk,
+                "proofs_seen": locked.proofs_seen,
+            },
         )
+        transaction.on_commit(partial(address_decision_email_task.delay, locked.pk), robust=True)
+    return changes
 
 
 def address_change_reject(*, request: AddressChangeRequest, actor: Any, reason: str) -> None:
     """Staff could not verify the new address; the household's address stays."""
     if not reason.strip():
         raise TransitionRefused(gettext("Please give the reason, for the family."))
+    from workflow.tasks import address_decision_email_task
+
     with transaction.atomic():
         locked = AddressChangeRequest.objects.select_for_update().get(pk=request.pk)
         _apply(locked, "reject", actor=actor, note=reason.strip(), by=actor, reason=reason.strip())
+        _visits_release(locked)
+        transaction.on_commit(partial(address_decision_email_task.delay, locked.pk), robust=True)
+
+
+# -- visits for address verification ---------------------------------------------
+
+PROOF_KIND_KEYS = [kind for kind, _label in PROOF_KINDS]
+
+
+class VisitSlotTaken(TransitionRefused):
+    """The slot filled up (or passed) before the family's booking was saved."""
+
+
+def _visits_release(request: AddressChangeRequest) -> int:
+    """Cancel the request's bookings that have not happened yet (walk-ins and slots
+    to come), so that their places are free again."""
+    now = timezone.now()
+    return (
+        AddressVisit.objects.filter(request=request, cancelled_at__isnull=True)
+        .filter(Q(starts_at__isnull=True) | Q(starts_at__gt=now))
+        .update(cancelled_at=now)
+    )
+
+
+def _visit_book(
+    request: AddressChangeRequest, choice: VisitChoice, *, guardian: Guardian | None, fresh: bool
+) -> AddressVisit | None:
+    """Book ``choice`` for ``request``, whose row the caller has locked; a different
+    booking it had is cancelled. Returns None when the booking stays as it was.
+    ``fresh``: the request was just created, so it has no booking to look for."""
+    from workflow.tasks import address_visit_email_task
+
+    now = timezone.now()
+    current = [] if fresh else list(request.visits.filter(cancelled_at__isnull=True))
+    if any(v.school_id == choice.school.pk and v.starts_at == choice.starts_at for v in current):
+        return None
+    if current:
+        AddressVisit.objects.filter(pk__in=[v.pk for v in current]).update(cancelled_at=now)
+    if choice.starts_at is not None:
+        if choice.starts_at <= now:
+            raise VisitSlotTaken(gettext("This time has passed. Please choose another."))
+        # The school's schedule row is locked while the slot is counted, so that two
+        # families cannot both take its last place.
+        schedule = VisitSchedule.objects.select_for_update().filter(school=choice.school).first()
+        if schedule is None:
+            list(School.objects.select_for_update().filter(pk=choice.school.pk).values_list("pk"))
+        capacity = schedule.capacity if schedule is not None else DEFAULT_CAPACITY
+        booked = AddressVisit.objects.filter(
+            school=choice.school, starts_at=choice.starts_at, cancelled_at__isnull=True
+        ).count()
+        if booked >= capacity:
+            raise VisitSlotTaken(gettext("This time was just taken. Please choose another."))
+    visit = AddressVisit.objects.create(
+        request=request,
+        school=choice.school,
+        starts_at=choice.starts_at,
+        walk_in=choice.walk_in,
+        booked_by=guardian,
+    )
+    transaction.on_commit(partial(address_visit_email_task.delay, visit.pk), robust=True)
+    return visit
+
+
+def address_visit_book(
+    *, request: AddressChangeRequest, choice: VisitChoice, guardian: Guardian | None
+) -> AddressVisit | None:
+    """Book the family's visit for an open address change: a slot of the school's
+    office hours, or a walk-in. A different earlier booking is cancelled; a full
+    slot raises ``VisitSlotTaken``. The family and the school office are emailed
+    after commit. The wizard books through ``address_change_save``."""
+    with transaction.atomic():
+        locked = AddressChangeRequest.objects.select_for_update().get(pk=request.pk)
+        if locked.state not in AddressChangeRequest.OPEN_STATES:
+            raise TransitionRefused(gettext("This address change is no longer open."))
+        return _visit_book(locked, choice, guardian=guardian, fresh=False)
+
+
+def address_visit_record(
+    *, request: AddressChangeRequest, actor: Any, proofs_seen: list[str]
+) -> AddressChangeRequest:
+    """Staff met the family and saw the originals of their proofs: record which kinds
+    (at least two of ``PROOF_KINDS``), by whom and when. The address changes only
+    when staff then verify it."""
+    seen = set(proofs_seen)
+    kinds = [kind for kind in PROOF_KIND_KEYS if kind in seen]
+    if len(kinds) < 2:
+        raise TransitionRefused(gettext("Record at least two proofs you saw."))
+    with transaction.atomic():
+        locked = AddressChangeRequest.objects.select_for_update().get(pk=request.pk)
+        if locked.state not in AddressChangeRequest.OPEN_STATES:
+            raise TransitionRefused(gettext("This address change is no longer open."))
+        locked.proofs_seen = kinds
+        locked.visit_recorded_at = timezone.now()
+        locked.visit_recorded_by = actor
+        locked.save(
+            update_fields=["proofs_seen", "visit_recorded_at", "visit_recorded_by", "updated_at"]
+        )
+        audit_record(
+            action=AuditEvent.Action.CHANGE,
+            obj=locked,
+            actor=actor,
+            detail={"visit_recorded": True, "proofs_seen": kinds},
+        )
+    return locked
+
+
+def visit_schedule_save(
+    *,
+    school: School,
+    hours: list[tuple[int, datetime.time, datetime.time]],
+    actor: Any,
+    slot_minutes: int | None = None,
+    capacity: int | None = None,
+) -> VisitSchedule:
+    """Set a school office's hours for visits, as (weekday, opens, closes), replacing
+    the ones it had; and, when given, the minutes per visit and the families per
+    slot. Visits already booked stay booked."""
+    with transaction.atomic():
+        schedule, _created = VisitSchedule.objects.select_for_update().get_or_create(school=school)
+        if slot_minutes is not None:
+            schedule.slot_minutes = slot_minutes
+        if capacity is not None:
+            schedule.capacity = capacity
+        schedule.save(update_fields=["slot_minutes", "capacity"])
+        OfficeHours.objects.filter(school=school).delete()
+        OfficeHours.objects.bulk_create(
+            OfficeHours(school=school, weekday=weekday, opens_at=opens, closes_at=closes)
+            for weekday, opens, closes in sorted(hours)
+        )
+        audit_record(
+            action=AuditEvent.Action.CHANGE,
+            obj=schedule,
+            actor=actor,
+            detail={
+                "slot_minutes": schedule.slot_minutes,
+                "capacity": schedule.capacity,
+                "hours": [
+                    [weekday, opens.strftime("%H:%M"), closes.strftime("%H:%M")]
+                    for weekday, opens, closes in sorted(hours)
+                ],
+            },
+        )
+    return schedule
+
+
+def _household_recipients(household_id: int) -> list[tuple[Guardian, str]]:
+    """Every guardian of the household with an address to write to."""
+    recipients = []
+    for guardian in Guardian.objects.filter(
+        householdguardian__household_id=household_id, enabled=True
+    ).select_related("user"):
+        email = (guardian.user.email if guardian.user else "") or email_on_file(guardian)
+        if email:
+            recipients.append((guardian, email))
+    return recipients
+
+
+def _office_recipients(school: School) -> list[str]:
+    """The email addresses of the school's office staff."""
+    emails: list[str] = []
+    for profile in StaffProfile.objects.filter(
+        role=StaffProfile.Role.OFFICE, enabled=True, schools=school
+    ).select_related("user"):
+        email = (profile.user.email if profile.user else "") or profile.email
+        if email and email not in emails:
+            emails.append(email)
+    return emails
+
+
+def _mail_render(template: str, context: dict[str, Any]) -> tuple[str, str]:
+    subject = render_to_string(f"workflow/email/{template}_subject.txt", context)
+    body = render_to_string(f"workflow/email/{template}_message.txt", context)
+    return " ".join(subject.split()), body
+
+
+def _mail_context(**values: Any) -> dict[str, Any]:
+    return {
+        "district": settings.DISTRICT_NAME,
+        "help_email": settings.DISTRICT_HELP_EMAIL,
+        "help_phone": settings.DISTRICT_HELP_PHONE,
+        **values,
+    }
+
+
+def address_visit_email(*, visit_id: int) -> int:
+    """Write to the household's guardians (each in their language) and to the office
+    staff of the school that a visit is booked: when (or walk in), where, and the
+    proofs to bring. Nothing is sent for a booking cancelled since. Returns how many
+    messages were sent."""
+    from registration.services import guardian_language
+
+    visit = (
+        AddressVisit.objects.select_related("school", "request__household", "booked_by")
+        .filter(pk=visit_id)
+        .first()
+    )
+    if visit is None or visit.cancelled_at is not None:
+        return 0
+    request = visit.request
+
+    def context(**values: Any) -> dict[str, Any]:
+        return _mail_context(
+            visit=visit,
+            request=request,
+            household=request.household,
+            school=visit.school,
+            school_address=visit.school.address_lines,
+            when=slot_label(visit.starts_at) if visit.starts_at else "",
+            proof_kinds=[label for _kind, label in PROOF_KINDS],
+            **values,
+        )
+
+    sent = 0
+    for guardian, email in _household_recipients(request.household_id):
+        with translation.override(guardian_language(guardian)):
+            subject, body = _mail_render("visit_booked", context(guardian=guardian))
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [email])
+        sent += 1
+    office = _office_recipients(visit.school)
+    if office:
+        with translation.override(settings.LANGUAGE_CODE):
+            subject, body = _mail_render(
+                "visit_booked_office",
+                context(
+                    address_url=settings.SITE_URL.rstrip("/")
+                    + reverse("staff_address", args=[request.pk])
+                ),
+            )
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, office)
+        sent += 1
+    return sent
+
+
+def address_decision_email(*, request_id: int) -> int:
+    """Write to the household's guardians, each in their language, that staff
+    verified their new address or could not (with the reason). Returns how many
+    messages were sent; none for a request that is not verified or rejected."""
+    from registration.services import guardian_language
+
+    request = AddressChangeRequest.objects.select_related("household").filter(pk=request_id).first()
+    templates = {
+        AddressChangeRequest.State.VERIFIED: "address_verified",
+        AddressChangeRequest.State.REJECTED: "address_rejected",
+    }
+    if request is None or request.state not in templates:
+        return 0
+    sent = 0
+    for guardian, email in _household_recipients(request.household_id):
+        values = _mail_context(
+            guardian=guardian,
+            request=request,
+            address=request.address_lines,
+            reason=request.reason,
+            home_url=settings.SITE_URL.rstrip("/") + "/home/",
+        )
+        with translation.override(guardian_language(guardian)):
+            subject, body = _mail_render(templates[request.state], values)
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [email])
+        sent += 1
+    return sent
+
+
+# -- reminders -----------------------------------------------------------------------
+
+# Reminders per Celery task: a task sends a batch over one mail-server connection.
+REMINDER_BATCH = 200
+
+
+def _reminder_recipients(household_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Per household, one recipient per enabled guardian with an email on file, with
+    the address ``registration.selectors.email_on_file`` gives and the language
+    ``registration.services.guardian_language`` gives, read for a whole batch of
+    households in three queries. An address two guardians share is written to once."""
+    supported = dict(settings.LANGUAGES)
+    members = list(
+        HouseholdGuardian.objects.filter(household_id__in=household_ids, guardian__enabled=True)
+        .order_by("household_id", "guardian__given_name", "guardian_id")
+        .values_list(
+            "household_id",
+            "guardian_id",
+            "guardian__given_name",
+            "guardian__family_name",
+            "guardian__language",
+        )
+    )
+    email_of: dict[int, str] = {}
+    for guardian_id, email in (
+        ContactPoint.objects.filter(
+            guardian_id__in={m[1] for m in members}, kind=ContactPoint.Kind.EMAIL
+        )
+        .order_by("guardian_id", "-roster_field", "position", "pk")
+        .values_list("guardian_id", "email")
+    ):
+        email_of.setdefault(guardian_id, email)
+    # A guardian who chose no language reads the language of their first household.
+    household_language: dict[int, str] = {}
+    for guardian_id, language in (
+        HouseholdGuardian.objects.filter(
+            guardian_id__in={m[1] for m in members if m[4] not in supported and m[1] in email_of}
+        )
+        .order_by("guardian_id", "household__sourced_id")
+        .values_list("guardian_id", "household__language")
+    ):
+        if language in supported:
+            household_language.setdefault(guardian_id, language)
+    recipients: dict[int, list[dict[str, Any]]] = {pk: [] for pk in household_ids}
+    for household_id, guardian_id, given_name, family_name, language in members:
+        email = email_of.get(guardian_id, "")
+        written = recipients[household_id]
+        if not email or email.lower() in (r["email"].lower() for r in written):
+            continue
+        if language not in supported:
+            language = household_language.get(guardian_id, settings.LANGUAGE_CODE)
+        written.append(
+            {
+                "guardian": guardian_id,
+                "name": f"{given_name} {family_name}",
+                "email": email,
+                "language": language,
+            }
+        )
+    return recipients
+
+
+def reminders_send(
+    *,
+    campaign: Campaign,
+    school_ids: Sequence[int],
+    grades: Sequence[str],
+    states: Sequence[str],
+    actor: Any,
+    batch: int = REMINDER_BATCH,
+) -> int:
+    """Queue a reminder email to every household of ``campaign`` whose registration
+    is in ``states`` (not started, in progress) with a child at one of
+    ``school_ids`` in one of ``grades`` (any school, any grade when empty), leaving
+    out households reminded in the last ``REMINDER_MIN_DAYS`` days and those where
+    no guardian has an email on file.
+
+    Writes one ``Reminder`` per registration (its recipients, each guardian in their
+    own language, and the household's language: its first recipient's) in batches,
+    and one audit row for the send; after commit, a Celery task per batch emails
+    them. Returns how many households will be written to.
+    """
+    from workflow.tasks import reminders_send_task
+
+    if not states or not set(states) <= set(REMINDER_STATES):
+        raise ValueError(f"reminders go to registrations in {REMINDER_STATES}, not {states}")
+    if not campaign.is_running():
+        raise TransitionRefused(gettext("Reminders are sent only while the campaign is running."))
+    with transaction.atomic():
+        # Sends for one campaign follow each other (two registrars at once, a double
+        # click): the second one sees the first one's reminders and skips them.
+        list(Campaign.objects.select_for_update().filter(pk=campaign.pk).values_list("pk"))
+        due = list(
+            reminders_due(
+                campaign=campaign, school_ids=school_ids, grades=grades, states=states
+            ).values_list("pk", "household_id")
+        )
+        queued: list[int] = []
+        for start in range(0, len(due), batch):
+            chunk = due[start : start + batch]
+            recipients = _reminder_recipients([household_id for _pk, household_id in chunk])
+            reminders = Reminder.objects.bulk_create(
+                Reminder(
+                    registration_id=pk,
+                    sent_by=actor,
+                    recipients=recipients[household_id],
+                    language=recipients[household_id][0]["language"],
+                )
+                for pk, household_id in chunk
+                if recipients[household_id]
+            )
+            ids = [reminder.pk for reminder in reminders]
+            if ids:
+                transaction.on_commit(partial(reminders_send_task.delay, ids), robust=True)
+                queued.extend(ids)
+        audit_record(
+            action=AuditEvent.Action.CREATE,
+            object_type=Reminder._meta.label_lower,
+            object_id=str(campaign.pk),
+            actor=actor,
+            detail={
+                "campaign": campaign.pk,
+                "school_ids": sorted(school_ids),
+                "grades": sorted(grades),
+                "states": sorted(states),
+                "reminders": len(queued),
+                "first_id": queued[0] if queued else None,
+                "last_id": queued[-1] if queued else None,
+            },
+        )
+    return len(queued)
+
+
+def _reminder_message(
+    reminder: Reminder, recipient: dict[str, Any], connection: Any
+) -> EmailMessage:
+    registration = reminder.registration
+    campaign = registration.campaign
+    context = _mail_context(
+        name=recipient["name"],
+        year=campaign.school_year.label,
+        closes_on=campaign.closes_on,
+        started=registration.state == Registration.State.IN_PROGRESS,
+        register_url=settings.SITE_URL.rstrip("/") + "/register/",
+    )
+    with translation.override(recipient["language"]):
+        subject, body = _mail_render("reminder", context)
+    return EmailMessage(
+        subject, body, settings.DEFAULT_FROM_EMAIL, [recipient["email"]], connection=connection
+    )
+
+
+def reminders_batch_send(*, reminder_ids: Sequence[int]) -> int:
+    """Email the reminders of ``reminder_ids`` that are not sent yet, each to its
+    recipients in their language, over one connection. Returns how many were sent.
+
+    Each reminder is claimed before it is sent (``sent_at`` set by a compare-and-set
+    update), so a task delivered twice, or two workers, send it once; a failed send
+    releases the claim for the retry. A household that finished registering since
+    the reminder was queued is not written to (its reminder stays unsent).
+    """
+    reminders = (
+        Reminder.objects.filter(pk__in=reminder_ids, sent_at__isnull=True)
+        .select_related("registration__campaign__school_year")
+        .order_by("pk")
+    )
+    sent = 0
+    with get_connection() as connection:
+        for reminder in reminders:
+            if reminder.registration.state not in REMINDER_STATES:
+                continue
+            claimed = Reminder.objects.filter(pk=reminder.pk, sent_at__isnull=True).update(
+                sent_at=timezone.now()
+            )
+            if not claimed:
+                continue
+            try:
+                connection.send_messages(
+                    [_reminder_message(reminder, r, connection) for r in reminder.recipients]
+                )
+            except Exception:
+                Reminder.objects.filter(pk=reminder.pk).update(sent_at=None)
+                raise
+            sent += 1
+    return sent
+
+
+def reminders_requeue(*, older_than: datetime.timedelta = datetime.timedelta(minutes=30)) -> int:
+    """Queue again the reminders still unsent some time after they were written (the
+    broker was down when they were queued, or a task gave up), as long as they are
+    recent enough to count against ``REMINDER_MIN_DAYS``. Sending claims each one,
+    so a reminder whose first task is only late is still sent once."""
+    from workflow.tasks import reminders_send_task
+
+    now = timezone.now()
+    unsent = list(
+        Reminder.objects.filter(
+            sent_at__isnull=True,
+            created_at__lte=now - older_than,
+            created_at__gt=now - datetime.timedelta(days=settings.REMINDER_MIN_DAYS),
+            registration__state__in=REMINDER_STATES,
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    for start in range(0, len(unsent), REMINDER_BATCH):
+        reminders_send_task.delay(unsent[start : start + REMINDER_BATCH])
+    return len(unsent)

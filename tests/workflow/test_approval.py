@@ -18,6 +18,7 @@ from workflow.services import (
     address_change_reject,
     address_change_save,
     address_change_verify,
+    address_visit_record,
     registration_approve,
     registration_step_save,
     registration_submit,
@@ -146,13 +147,16 @@ def test_an_open_address_change_blocks_approval_until_verified(campaign, registr
     assert Registration.objects.get(pk=registration.pk).state == Registration.State.SUBMITTED
 
     with pytest.raises(TransitionRefused):
-        address_change_verify(request=request, actor=registrar_user, proofs_seen=["lease"])
+        address_change_verify(request=request, actor=registrar_user)  # no visit recorded
+    with pytest.raises(TransitionRefused):
+        address_visit_record(request=request, actor=registrar_user, proofs_seen=["lease"])
     household.refresh_from_db()
     assert household.street1 == before
 
-    address_change_verify(
-        request=request, actor=registrar_user, proofs_seen=["lease", "utility_bill"]
-    )
+    address_visit_record(request=request, actor=registrar_user, proofs_seen=["lease", "utility"])
+    household.refresh_from_db()
+    assert household.street1 == before  # not until verified
+    address_change_verify(request=request, actor=registrar_user)
     household.refresh_from_db()
     assert household.street1 == "5 New Rd" and household.postal_code == "95210"
     registration_approve(registration=registration, actor=registrar_user)

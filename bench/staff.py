@@ -1,0 +1,431 @@
+"""The staff dashboard and queues on a large district, against a bare count.
+
+For each database (SQLite, and PostgreSQL on a throwaway cluster) the benchmark
+generates a district of N households as a roster bundle, imports it into a fresh
+database, opens a campaign and spreads its registrations over the states with bulk
+SQL (30 % not started, 25 % in progress, 20 % submitted, 5 % returned, 15 %
+approved, 3 % exported, 2 % withdrawn), gives 40 % of the guardians an account and
+some households an open address change, signs a registrar in, and times, as the
+median of several rounds after a warm-up:
+
+1. ``staff_dashboard``: ``workflow.selectors.registration_dashboard``, the
+   aggregation alone (every school, every grade, every state);
+2. ``staff_home``: GET /staff/, the whole page through the middleware;
+3. ``staff_addresses`` and ``staff_registrations``: GET /staff/addresses/ and GET
+   /staff/registrations/, the office queues, when those URLs exist (a figure is
+   left out, and the run says so, when its URL does not resolve);
+4. the baseline: ``Household.objects.count()``, the least a page about the
+   district's households can cost, measured the same way in the same run.
+
+value    = milliseconds per call
+baseline = milliseconds per count
+ratio    = baseline ÷ value (baseline seconds ÷ measured seconds, as the other
+           benchmarks): 1 would be as cheap as counting the households
+
+The two databases are set up side by side (each in its own process) and timed one
+after the other. DEBUG is off, as in production. ``--explain`` prints the plan of each
+of the dashboard's queries (EXPLAIN ANALYZE on PostgreSQL, EXPLAIN QUERY PLAN on
+SQLite).
+
+    python bench/staff.py [--households N] [--explain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHOOL_YEAR = 2027  # the district's current year; families register for the next one
+# (share of registrations in percent, state), in the order of the registrations' ids.
+SPREAD = [
+    (30, "not_started"),
+    (25, "in_progress"),
+    (20, "submitted"),
+    (5, "returned"),
+    (15, "approved"),
+    (3, "exported"),
+    (2, "withdrawn"),
+]
+ACCOUNTS_PERCENT = 40
+PAGES = [
+    ("staff_home", "/staff/"),
+    ("staff_addresses", "/staff/addresses/"),
+    ("staff_registrations", "/staff/registrations/"),
+]
+
+
+def _campaign_open() -> Any:
+    import datetime
+
+    from django.utils import timezone
+
+    from registration.models import AcademicSession
+    from workflow.services import campaign_open, campaign_save
+
+    today = timezone.localdate()
+    campaign = campaign_save(
+        school_year=AcademicSession.objects.get(sourced_id=f"sy-{SCHOOL_YEAR + 1}"),
+        opens_on=today - datetime.timedelta(days=20),
+        closes_on=today + datetime.timedelta(days=30),
+        fees_before_submit=False,
+        approve_with_open_address_request=False,
+        actor=None,
+    )
+    campaign_open(campaign=campaign)
+    return campaign
+
+
+def _spread(campaign: Any) -> None:
+    """Registrations over the states, open address changes, guardians' accounts: in
+    bulk, as a district weeks into its campaign would have them."""
+    from django.db import connection, transaction
+
+    from registration.models import Guardian, HouseholdGuardian, User
+    from workflow.models import AddressChangeRequest, Registration
+
+    registrations = Registration._meta.db_table
+    requests = AddressChangeRequest._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        low = 0
+        for percent, state in SPREAD:
+            cursor.execute(
+                f"UPDATE {registrations} SET state = %s "
+                "WHERE campaign_id = %s AND id %% 100 >= %s AND id %% 100 < %s",
+                [state, campaign.pk, low, low + percent],
+            )
+            low += percent
+        # An address change for one in eight households that started: waiting for the
+        # visit once submitted, requested while in progress.
+        moved = dict(
+            Registration.objects.filter(
+                campaign=campaign, state__in=["in_progress", "submitted"]
+            ).values_list("household_id", "pk")
+        )
+        moved = {h: r for h, r in moved.items() if h % 8 == 0}
+        first_guardian: dict[int, int] = {}
+        for household_id, guardian_id in (
+            HouseholdGuardian.objects.filter(household_id__in=list(moved))
+            .order_by("household_id", "guardian_id")
+            .values_list("household_id", "guardian_id")
+        ):
+            first_guardian.setdefault(household_id, guardian_id)
+        AddressChangeRequest.objects.bulk_create(
+            (
+                AddressChangeRequest(
+                    household_id=household_id,
+                    registration_id=registration_id,
+                    requested_by_id=first_guardian[household_id],
+                    street1=f"{household_id} New Rd",
+                    city="Riverside",
+                    state_code="CA",
+                    postal_code="95210",
+                )
+                for household_id, registration_id in moved.items()
+                if household_id in first_guardian
+            ),
+            batch_size=2000,
+        )
+        cursor.execute(
+            f"UPDATE {requests} SET state = 'awaiting_visit' "
+            f"WHERE registration_id IN (SELECT id FROM {registrations} WHERE state = 'submitted')"
+        )
+    with transaction.atomic():
+        guardians = Guardian.objects.order_by("pk").values_list("pk", flat=True)
+        chosen = [pk for pk in guardians if pk % 100 < ACCOUNTS_PERCENT]
+        users = User.objects.bulk_create(
+            (
+                User(username=f"bench-g{pk}", email=f"bench-g{pk}@example.org", password="!")
+                for pk in chosen
+            ),
+            batch_size=2000,
+        )
+        Guardian.objects.bulk_update(
+            [Guardian(pk=pk, user_id=user.pk) for pk, user in zip(chosen, users, strict=True)],
+            ["user"],
+            batch_size=1000,
+        )
+
+
+def _registrar() -> Any:
+    from registration.mfa import totp_enrol
+    from registration.models import StaffProfile
+    from registration.services import staff_account_create
+
+    staff = staff_account_create(
+        email="registrar@bench.example.org",
+        role=StaffProfile.Role.REGISTRAR,
+        given_name="Bench",
+        family_name="Registrar",
+        password=None,
+    )
+    totp_enrol(user=staff.user)
+    return staff.user
+
+
+def _median_ms(call: Callable[[], object], rounds: int) -> float:
+    call()  # warm up: templates, translations, the database's caches
+    seconds = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - started)
+    return round(1000 * statistics.median(seconds), 2)
+
+
+def _explain(call: Callable[[], object]) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as context:
+        call()
+    prefix = "EXPLAIN ANALYZE " if connection.vendor == "postgresql" else "EXPLAIN QUERY PLAN "
+    with connection.cursor() as cursor:
+        for query in context.captured_queries:
+            sql = query["sql"]
+            if not sql.lstrip("( ").upper().startswith("SELECT"):
+                continue
+            cursor.execute(prefix + sql)
+            plan = "\n".join(" ".join(str(c) for c in row) for row in cursor.fetchall())
+            print(f"-- {sql[:160]}\n{plan}\n", file=sys.stderr)
+
+
+def measure(households: int, bundle: Path, explain: bool) -> list[dict[str, object]]:
+    """Runs inside a process whose DATABASE_URL names an empty database."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from django.urls import Resolver404, resolve
+
+    from registration.models import Household
+    from registration.services import roster_import
+    from workflow.models import Registration
+    from workflow.selectors import registration_dashboard
+
+    assert not settings.DEBUG
+    call_command("migrate", verbosity=0)
+    report = roster_import(path=bundle)
+    assert report.ok, [str(p) for p in report.problems.errors[:5]]
+    campaign = _campaign_open()
+    _spread(campaign)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+    user = _registrar()
+    client = Client()
+    client.force_login(user)
+    size = Household.objects.count()
+    registrations = Registration.objects.filter(campaign=campaign).count()
+    rounds = 7
+    # The setups of the databases run side by side; the timings one after the other.
+    print("ready", flush=True)
+    sys.stdin.readline()
+
+    baseline_ms = _median_ms(lambda: Household.objects.count(), rounds)
+
+    def dashboard() -> object:
+        return registration_dashboard(user, campaign)
+
+    def page(url: str) -> Callable[[], object]:
+        def get() -> object:
+            response = client.get(url)
+            if response.status_code != 200:
+                raise RuntimeError(f"GET {url} answered {response.status_code}")
+            return response
+
+        return get
+
+    timed: list[tuple[str, Callable[[], object]]] = [("staff_dashboard", dashboard)]
+    skipped = []
+    for name, url in PAGES:
+        try:
+            resolve(url)
+        except Resolver404:
+            skipped.append(url)
+            continue
+        timed.append((name, page(url)))
+    if explain:
+        _explain(dashboard)
+    figures: list[dict[str, object]] = []
+    for name, call in timed:
+        value_ms = _median_ms(call, rounds)
+        figures.append(
+            {
+                "name": name,
+                "size": size,
+                "value": value_ms,
+                "baseline": baseline_ms,
+                "unit": "ms",
+                "ratio": round(baseline_ms / value_ms, 4),
+                "registrations": registrations,
+                "rounds": rounds,
+            }
+        )
+    for url in skipped:
+        print(f"skipped {url}: the URL does not resolve", file=sys.stderr)
+    connection.close()
+    return figures
+
+
+def generate(households: int, folder: Path) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from registration.roster.synthetic import generate_district
+
+    generate_district(
+        folder,
+        households=households,
+        seed=2027,
+        school_year=SCHOOL_YEAR,
+        district_name="Benchmark Unified School District",
+    )
+
+
+def _start(
+    database_url: str, households: int, bundle: Path, temporary: Path, explain: bool
+) -> subprocess.Popen[str]:
+    """A measuring process; it sets its database up, says ``ready`` and waits for a
+    line on its input before it times anything."""
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url,
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DEBUG="false",
+        CELERY_BROKER_URL="memory://localhost/",
+        EMAIL_URL="memorymail://",
+        MEDIA_ROOT=str(temporary / "media"),
+        PRIVATE_MEDIA_ROOT=str(temporary / "private"),
+    )
+    command = [
+        sys.executable,
+        __file__,
+        "--measure",
+        "--households",
+        str(households),
+        "--bundle",
+        str(bundle),
+        *(["--explain"] if explain else []),
+    ]
+    log = (temporary / f"{abs(hash(database_url))}.log").open("w+")
+    process = subprocess.Popen(
+        command,
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    process.log = log  # type: ignore[attr-defined]
+    return process
+
+
+def _lines_of(process: subprocess.Popen[str]) -> list[str]:
+    log = process.log  # type: ignore[attr-defined]
+    log.seek(0)
+    return log.read().splitlines()
+
+
+def _ready(process: subprocess.Popen[str]) -> None:
+    assert process.stdout is not None
+    if process.stdout.readline().strip() != "ready":
+        process.wait()
+        raise RuntimeError("\n".join(_lines_of(process)[-40:]))
+
+
+def _measured(process: subprocess.Popen[str], explain: bool) -> list[dict[str, object]]:
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write("go\n")
+    process.stdin.flush()
+    output = process.stdout.read()
+    if process.wait() != 0:
+        raise RuntimeError("\n".join(_lines_of(process)[-40:]))
+    for line in _lines_of(process):
+        if line.startswith("skipped ") or explain:
+            print(line, file=sys.stderr)
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def run(*, quick: bool, explain: bool = False, households: int | None = None) -> list[dict]:
+    """Every figure of this benchmark, for bench/run.py."""
+    sys.path.insert(0, str(ROOT))
+    from tests.postgres_cluster import postgres_cluster
+
+    households = households or (5_000 if quick else 100_000)
+    figures: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory() as name:
+        temporary = Path(name)
+        bundle = temporary / "bundle"
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--generate",
+                "--households",
+                str(households),
+                "--bundle",
+                str(bundle),
+            ],
+            cwd=ROOT,
+            check=True,
+        )
+        sqlite_url = f"sqlite:///{temporary / 'bench.sqlite3'}"
+        sqlite = _start(sqlite_url, households, bundle, temporary, explain)
+        try:
+            with postgres_cluster() as database_url:
+                postgres = _start(database_url, households, bundle, temporary, explain)
+                try:
+                    _ready(sqlite)
+                    _ready(postgres)
+                    for figure in _measured(sqlite, explain):
+                        figures.append({**figure, "database": "sqlite"})
+                    for figure in _measured(postgres, explain):
+                        figures.append({**figure, "database": "postgresql"})
+                finally:
+                    postgres.kill()
+                    postgres.wait()
+                    postgres.log.close()  # type: ignore[attr-defined]
+        finally:
+            sqlite.kill()
+            sqlite.wait()
+            sqlite.log.close()  # type: ignore[attr-defined]
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--households", type=int)
+    parser.add_argument("--bundle", type=Path)
+    parser.add_argument("--explain", action="store_true")
+    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    if args.generate:
+        generate(args.households, args.bundle)
+    elif args.measure:
+        print(json.dumps(measure(args.households, args.bundle, args.explain)))
+    else:
+        for figure in run(quick=args.quick, explain=args.explain, households=args.households):
+            print(json.dumps(figure))
+
+
+if __name__ == "__main__":
+    main()

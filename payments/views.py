@@ -1,0 +1,39 @@
+"""Stripe's webhook. The guardian's cart and the finance pages come later."""
+
+from __future__ import annotations
+
+import logging
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from payments import stripe_gateway
+from payments.webhooks import stripe_event_process, stripe_event_store
+from registration.throttle import client_ip
+
+security_log = logging.getLogger("security")
+
+
+@csrf_exempt  # Stripe cannot send a CSRF token: the signature authenticates it
+@require_POST
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    """Verify the delivery's signature on the raw body, store the event once, act
+    on it once. 400 for a missing, wrong or stale signature (nothing is stored);
+    200 for an event stored before (nothing changes); 503 when acting on it needs
+    Stripe and Stripe did not answer (Stripe delivers it again later)."""
+    try:
+        event = stripe_gateway.webhook_event_verify(
+            payload=request.body, signature=request.headers.get("Stripe-Signature")
+        )
+    except stripe_gateway.WebhookSignatureInvalid as problem:
+        security_log.warning(
+            "refused: Stripe webhook, %s; path %s, ip %s", problem, request.path, client_ip(request)
+        )
+        return HttpResponseBadRequest(b"invalid signature", content_type="text/plain")
+    stripe_event_store(event=event)
+    try:
+        outcome = stripe_event_process(event_id=str(event["id"]), payload=event)
+    except stripe_gateway.PaymentServiceError:
+        return JsonResponse({"received": True, "outcome": "retry later"}, status=503)
+    return JsonResponse({"received": True, "outcome": outcome})

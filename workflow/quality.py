@@ -1,0 +1,315 @@
+"""What the roster import or the families left broken, for the registrar's data
+quality page.
+
+Every list is computed in the database: a count and at most ``LIST_LIMIT`` rows,
+two queries per list however large the district is. Records the roster marks as
+not enabled (people who left) are left out of every list.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    Func,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Concat, Lower, Trim
+
+from registration.models import (
+    ContactPoint,
+    ContactPreference,
+    Guardian,
+    Household,
+    Student,
+    StudentGuardian,
+)
+
+LIST_LIMIT = 200
+
+T = TypeVar("T")
+
+
+def _folding_table() -> tuple[str, str]:
+    """Accented Latin letters (both cases) and the plain lower-case letter each
+    folds to, e.g. "Á" and "á" to "a", "ł" to "l"."""
+    accented, plain = [], []
+    for code in (*range(0x00C0, 0x0180), *range(0x1E00, 0x1F00)):
+        letter = chr(code)
+        base = unicodedata.normalize("NFKD", letter)[0].lower()
+        if base != letter.lower() and base.isascii() and base.isalpha():
+            accented.append(letter)
+            plain.append(base)
+    for letter, base in (("ø", "o"), ("Ø", "o"), ("ł", "l"), ("Ł", "l"), ("đ", "d"), ("Đ", "d")):
+        accented.append(letter)
+        plain.append(base)
+    return "".join(accented), "".join(plain)
+
+
+_ACCENTED, _PLAIN = _folding_table()
+# Left out of the comparison: separators, and the combining marks of names stored
+# decomposed ("e" followed by U+0301).
+_DROPPED = " -'’.,\t" + "".join(chr(code) for code in range(0x0300, 0x0370))
+_FOLD = str.maketrans(_ACCENTED, _PLAIN, _DROPPED)
+
+
+def name_key_text(value: str | None) -> str | None:
+    """``NameKey`` in Python: SQLite calls it; PostgreSQL does the same in SQL."""
+    if value is None:
+        return None
+    return value.strip().lower().translate(_FOLD)
+
+
+class NameKey(Func):
+    """A name as compared for duplicates: lower case, accents removed, and spaces,
+    hyphens, apostrophes and dots dropped ("Núñez-Peña" → "nunezpena").
+
+    PostgreSQL folds with ``translate()``; on SQLite, whose ``lower()`` knows only
+    ASCII, the connection is given ``name_key_text`` as a function.
+    """
+
+    output_field = CharField()
+    sqlite_function = "reregistration_name_key"
+
+    def __init__(self, field: str) -> None:
+        super().__init__(F(field))
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:  # type: ignore[override]
+        folded = Func(
+            Lower(Trim(self.source_expressions[0])),
+            Value(_ACCENTED + _DROPPED),
+            Value(_PLAIN),
+            function="TRANSLATE",
+            output_field=CharField(),
+        )
+        return compiler.compile(folded)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        connection.ensure_connection()
+        connection.connection.create_function(
+            self.sqlite_function, 1, name_key_text, deterministic=True
+        )
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"{self.sqlite_function}({sql})", params
+
+
+@dataclass
+class QualityList(Generic[T]):
+    """The first rows of one list and how many there are in all."""
+
+    total: int
+    rows: list[T]
+
+    @property
+    def capped(self) -> bool:
+        return self.total > len(self.rows)
+
+
+def _capped(queryset: QuerySet[Any], total: int | None = None) -> QualityList[Any]:
+    total = queryset.count() if total is None else total
+    rows = list(queryset[:LIST_LIMIT]) if total else []
+    return QualityList(total=total, rows=rows)
+
+
+def households_unreachable() -> QualityList[Household]:
+    """Households with no home phone whose guardians have no phone number and no
+    email address that has not bounced."""
+    reachable = ContactPoint.objects.filter(
+        guardian__householdguardian__household=OuterRef("pk"), guardian__enabled=True
+    ).filter(Q(kind=ContactPoint.Kind.PHONE) | Q(kind=ContactPoint.Kind.EMAIL, bounced_at=None))
+    return _capped(
+        Household.objects.filter(phone="").filter(~Exists(reachable)).order_by("sourced_id", "pk")
+    )
+
+
+def students_without_guardian() -> QualityList[Student]:
+    """Enabled students with no guardian linked to them."""
+    return _capped(
+        Student.objects.filter(enabled=True)
+        .filter(~Exists(StudentGuardian.objects.filter(student=OuterRef("pk"))))
+        .select_related("school")
+        .order_by("family_name", "given_name", "pk")
+    )
+
+
+def guardians_bounced() -> QualityList[Guardian]:
+    """Guardians with at least one email address that bounced; each row carries
+    ``bounced_email`` and ``bounced_at``, the latest bounce."""
+    latest = ContactPoint.objects.filter(
+        guardian=OuterRef("pk"), kind=ContactPoint.Kind.EMAIL, bounced_at__isnull=False
+    ).order_by("-bounced_at", "-pk")
+    return _capped(
+        Guardian.objects.filter(enabled=True)
+        .filter(Exists(latest))
+        .annotate(
+            bounced_email=Subquery(latest.values("email")[:1]),
+            bounced_at=Subquery(latest.values("bounced_at")[:1]),
+        )
+        .order_by("-bounced_at", "family_name", "given_name", "pk")
+    )
+
+
+OPTED_OUT_OF_EVERYTHING = Q(
+    non_emergency_opt_out=True,
+    attendance_voice=False,
+    attendance_sms=False,
+    attendance_email=False,
+    general_voice=False,
+    general_sms=False,
+    general_email=False,
+)
+"""The non-emergency opt-out is on and every attendance and general channel is off:
+the guardian hears from the district only in an emergency."""
+
+
+def guardians_opted_out() -> QualityList[Guardian]:
+    """Guardians who opted out of everything but emergencies (``OPTED_OUT_OF_EVERYTHING``)."""
+    return _capped(
+        Guardian.objects.filter(enabled=True)
+        .filter(
+            Exists(
+                ContactPreference.objects.filter(guardian=OuterRef("pk")).filter(
+                    OPTED_OUT_OF_EVERYTHING
+                )
+            )
+        )
+        .order_by("family_name", "given_name", "pk")
+    )
+
+
+@dataclass
+class DuplicateGuardian:
+    """One guardian who shares a name and an email or phone with another; rows of
+    one group (the same ``key``) are adjacent."""
+
+    key: str
+    guardian_id: int
+    full_name: str
+    sourced_id: str
+    shared: str
+
+
+def _contact_key() -> Case:
+    """An email address in lower case, or a phone number as stored (E.164)."""
+    return Case(
+        When(kind=ContactPoint.Kind.EMAIL, then=Lower(Trim(F("email")))),
+        default=F("phone"),
+        output_field=CharField(),
+    )
+
+
+def guardians_duplicated() -> QualityList[DuplicateGuardian]:
+    """Enabled guardians with the same name (``NameKey``) and the same email
+    address or phone number as another enabled guardian."""
+    keyed = (
+        ContactPoint.objects.filter(guardian__enabled=True)
+        .annotate(
+            duplicate_key=Concat(
+                NameKey("guardian__family_name"),
+                Value("|"),
+                NameKey("guardian__given_name"),
+                Value("|"),
+                _contact_key(),
+                output_field=CharField(),
+            )
+        )
+        .order_by()
+    )
+    groups = (
+        keyed.values("duplicate_key")
+        .annotate(guardians=Count("guardian_id", distinct=True))
+        .filter(guardians__gt=1)
+        .values("duplicate_key")
+    )
+    members = keyed.filter(duplicate_key__in=groups)
+    total = Guardian.objects.filter(pk__in=members.values("guardian_id")).count()
+    rows = (
+        members.values(
+            "duplicate_key",
+            "guardian_id",
+            "guardian__given_name",
+            "guardian__family_name",
+            "guardian__sourced_id",
+        )
+        .annotate(shared=_contact_key())
+        .distinct()
+        .order_by("duplicate_key", "guardian_id")
+    )
+    listed = _capped(rows, total=total)
+    return QualityList(
+        total=listed.total,
+        rows=[
+            DuplicateGuardian(
+                key=row["duplicate_key"],
+                guardian_id=row["guardian_id"],
+                full_name=f"{row['guardian__given_name']} {row['guardian__family_name']}",
+                sourced_id=row["guardian__sourced_id"],
+                shared=row["shared"],
+            )
+            for row in listed.rows
+        ],
+    )
+
+
+def students_duplicated() -> QualityList[Student]:
+    """Enabled students with the same name (``NameKey``) and birth date as another
+    enabled student; each row carries ``duplicate_key``, rows of a group adjacent."""
+    keyed = (
+        Student.objects.filter(enabled=True, birth_date__isnull=False)
+        .annotate(
+            duplicate_key=Concat(
+                NameKey("family_name"),
+                Value("|"),
+                NameKey("given_name"),
+                Value("|"),
+                Cast(F("birth_date"), CharField()),
+                output_field=CharField(),
+            )
+        )
+        .order_by()
+    )
+    groups = (
+        keyed.values("duplicate_key")
+        .annotate(students=Count("pk"))
+        .filter(students__gt=1)
+        .values("duplicate_key")
+    )
+    return _capped(
+        keyed.filter(duplicate_key__in=groups)
+        .select_related("school")
+        .order_by("duplicate_key", "pk")
+    )
+
+
+@dataclass
+class DataQuality:
+    households_unreachable: QualityList[Household]
+    students_without_guardian: QualityList[Student]
+    guardians_bounced: QualityList[Guardian]
+    guardians_opted_out: QualityList[Guardian]
+    guardians_duplicated: QualityList[DuplicateGuardian]
+    students_duplicated: QualityList[Student]
+
+
+def data_quality() -> DataQuality:
+    """Every list of the data quality page: at most two queries each."""
+    return DataQuality(
+        households_unreachable=households_unreachable(),
+        students_without_guardian=students_without_guardian(),
+        guardians_bounced=guardians_bounced(),
+        guardians_opted_out=guardians_opted_out(),
+        guardians_duplicated=guardians_duplicated(),
+        students_duplicated=students_duplicated(),
+    )

@@ -1,0 +1,32 @@
+"""The form of the registration review: sending a registration back to the family.
+It cleans and converts; ``workflow.services.registration_return`` writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+COMMENT_MAX_LENGTH = 2000
+
+
+class RegistrationReturnForm(forms.Form):
+    """What the family should correct, and the step of the wizard that opens again:
+    one of the steps they signed."""
+
+    comment = forms.CharField(
+        label=_("What should the family correct?"),
+        max_length=COMMENT_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("The family reads this on their registration page and in the email."),
+        error_messages={"required": _("Please say what the family should correct.")},
+    )
+    step = forms.ChoiceField(
+        label=_("Open the registration again at"),
+        help_text=_("The wizard opens at this step; all the other answers are kept."),
+    )
+
+    def __init__(self, *args: Any, steps: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["step"].choices = steps  # type: ignore[attr-defined]

@@ -1,0 +1,69 @@
+"""Celery tasks of the workflow app: thin wrappers that load by id and call a
+service. Delivery is at least once."""
+
+from __future__ import annotations
+
+from smtplib import SMTPException
+
+from celery import shared_task
+
+from workflow.services import (
+    address_decision_email,
+    address_visit_email,
+    registration_review_email,
+    reminders_batch_send,
+    reminders_requeue,
+)
+
+
+@shared_task(
+    acks_late=True,
+    max_retries=6,
+    autoretry_for=(OSError, SMTPException),
+    retry_backoff=True,
+)
+def registration_review_email_task(registration_id: int, outcome: str) -> int:
+    """Tell the family their registration was approved or returned; sends nothing
+    once the registration has moved on (see ``registration_review_email``)."""
+    return registration_review_email(registration_id=registration_id, outcome=outcome)
+
+
+@shared_task(
+    acks_late=True,
+    max_retries=6,
+    autoretry_for=(OSError, SMTPException),
+    retry_backoff=True,
+)
+def address_visit_email_task(visit_id: int) -> int:
+    """Tell the family and the school office that a visit is booked; sends nothing
+    for a booking cancelled since (see ``address_visit_email``)."""
+    return address_visit_email(visit_id=visit_id)
+
+
+@shared_task(
+    acks_late=True,
+    max_retries=6,
+    autoretry_for=(OSError, SMTPException),
+    retry_backoff=True,
+)
+def address_decision_email_task(request_id: int) -> int:
+    """Tell the family their new address was verified, or why it was not."""
+    return address_decision_email(request_id=request_id)
+
+
+@shared_task(
+    acks_late=True,
+    max_retries=6,
+    autoretry_for=(OSError, SMTPException),
+    retry_backoff=True,
+)
+def reminders_send_task(reminder_ids: list[int]) -> int:
+    """Email a batch of reminders; each one is sent once however often the task runs
+    (see ``reminders_batch_send``)."""
+    return reminders_batch_send(reminder_ids=reminder_ids)
+
+
+@shared_task
+def reminders_requeue_task() -> int:
+    """Queue again the reminders whose first task never ran."""
+    return reminders_requeue()
