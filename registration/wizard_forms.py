@@ -730,6 +730,10 @@ class ChildForm(StepForm):
             self.fields[f"consent_{kind}"] = forms.BooleanField(label=label, required=False)
         for name in ("next_school", "next_grade", "leaving_reason", "leaving_destination"):
             self.fields[name].conditional = True  # type: ignore[attr-defined]
+        for name in ("allergies", "medications", "conditions"):
+            # Marked in the signed content, so that pages for roles that must not see
+            # health data leave these rows out whatever the language.
+            self.fields[name].sensitive = True  # type: ignore[attr-defined]
 
     def review_rows(self, answered: StepForm | None) -> list[dict[str, Any]]:
         if not self.read_only:
@@ -946,12 +950,13 @@ def review_rows(form: StepForm, answered: StepForm | None) -> list[dict[str, Any
         if before == after == "—":
             continue  # nothing on file, nothing given
         group = getattr(field, "review_group", "")
-        rows.append(
-            {
-                "label": f"{group}: {field.label}" if group else str(field.label),
-                "before": before,
-                "after": after,
-                "changed": before != after,
-            }
-        )
+        row = {
+            "label": f"{group}: {field.label}" if group else str(field.label),
+            "before": before,
+            "after": after,
+            "changed": before != after,
+        }
+        if getattr(field, "sensitive", False):
+            row["sensitive"] = True
+        rows.append(row)
     return rows

@@ -87,7 +87,11 @@ def review_sections(content: dict[str, Any], *, health: bool) -> list[dict[str, 
     hidden = set() if health else _health_labels()
     sections = []
     for section in content.get("sections", []):
-        rows = [row for row in section.get("rows", []) if row.get("label") not in hidden]
+        rows = [
+            row
+            for row in section.get("rows", [])
+            if health or not (row.get("sensitive") or row.get("label") in hidden)
+        ]
         sections.append(
             {**section, "rows": rows, "changes": sum(1 for row in rows if row.get("changed"))}
         )

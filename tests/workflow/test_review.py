@@ -550,3 +550,31 @@ def test_returning_asks_the_family_to_correct_a_step(
     message = mailoutbox[0]
     assert comment in message.body
     assert f"{settings.SITE_URL}/register/" in message.body
+
+
+def test_health_rows_are_left_out_for_roles_that_must_not_see_them():
+    from workflow.review_views import review_sections
+
+    content = {
+        "sections": [
+            {
+                "step": "child-1",
+                "title": "Sofía",
+                "rows": [
+                    {"label": "Alergias", "before": "—", "after": "Maní", "changed": True},
+                    {"label": "X", "before": "a", "after": "b", "changed": True, "sensitive": True},
+                    {
+                        "label": "Grade next year",
+                        "before": "—",
+                        "after": "Grade 5",
+                        "changed": True,
+                    },
+                ],
+            }
+        ]
+    }
+    (hidden,) = review_sections(content, health=False)
+    assert [row["label"] for row in hidden["rows"]] == ["Grade next year"]
+    assert hidden["changes"] == 1
+    (shown,) = review_sections(content, health=True)
+    assert len(shown["rows"]) == 3
