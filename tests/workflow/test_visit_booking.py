@@ -130,8 +130,9 @@ def test_free_slots_are_offered_and_a_full_one_is_not(
         when = slot_label(free)
     assert when in family.subject and when in family.body
     assert "Las Lomas Elementary" in family.body
-    assert "at least two" in family.body
-    assert "Utility bill (gas, electricity, water)" in family.body
+    # In the household's language: hh-001 reads Spanish.
+    assert "al menos dos" in family.body
+    assert "Factura de servicios (gas, electricidad, agua)" in family.body
     office = next(m for m in mailoutbox if m.to == ["carmen.ortiz@riverside.example.org"])
     assert "hh-001" in office.subject
     assert "88 Orchard Lane" in office.body
@@ -184,9 +185,9 @@ def test_without_office_hours_families_walk_in(
     (visit,) = _jose_visits()
     assert (visit.walk_in, visit.starts_at, visit.school) == (True, None, _elementary())
     family = next(m for m in mailoutbox if m.to == ["jose.garcia@example.com"])
-    assert "walk in" in family.subject
-    assert "during its office hours" in family.body
-    assert "Bank statement" in family.body
+    assert "sin cita" in family.subject  # hh-001 reads Spanish
+    assert "Venga a la oficina de Las Lomas Elementary" in family.body
+    assert "Estado de cuenta bancario" in family.body
     assert any(m.to == ["carmen.ortiz@riverside.example.org"] for m in mailoutbox)
 
 
