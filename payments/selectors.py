@@ -119,3 +119,21 @@ def fee_applies_to(fee: Fee, student: Student, sections: set[int]) -> bool:
 
 def checkouts_of_household(household: Household) -> QuerySet[Checkout]:
     return Checkout.objects.filter(household=household).prefetch_related("lines")
+
+
+def required_fees_unsettled(*, household: Household, campaign: Any) -> dict[tuple[int, int], int]:
+    """For each (student id, fee id) of the campaign's required fees that applies to a
+    child of the household: what is still to be paid or waived, when anything is.
+    Three queries, however many children and fees."""
+    fees = list(Fee.objects.filter(kind=Fee.Kind.REQUIRED, campaign=campaign, active=True))
+    if not fees:
+        return {}
+    students = students_of_household(household)
+    due = {
+        (student.pk, fee.pk): fee.amount_cents or 0
+        for student in students.values()
+        for fee in fees
+        if fee_applies_to(fee, student, set())
+    }
+    settled = settled_cents(pairs=due)
+    return {pair: cents - settled[pair] for pair, cents in due.items() if cents > settled[pair]}

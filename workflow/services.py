@@ -720,6 +720,15 @@ def registration_submit(
         decided = [d for d in decisions if answers[d.pk] and not answers[d.pk].get("read_only")]
         if len(decided) < len(decisions):
             raise TransitionRefused(gettext("Please decide for every child before signing."))
+        if locked.campaign.fees_before_submit:
+            from payments.selectors import required_fees_unsettled
+
+            due = required_fees_unsettled(household=locked.household, campaign=locked.campaign)
+            if due:
+                raise TransitionRefused(
+                    gettext("Please pay the required fees before signing: %(amount)s is still due.")
+                    % {"amount": f"${sum(due.values()) / 100:,.2f}"}
+                )
         schools = School.objects.in_bulk(
             {answers[d.pk]["next_school"] for d in decided if answers[d.pk]["returning"]}
         )
