@@ -181,3 +181,29 @@ def campaign(sample_district, registrar_user):
     )
     campaign_open(campaign=created, actor=registrar_user)
     return created
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``postgresql`` race real row locks (``select_for_update``) between
+    threads, which SQLite does not have. ``make test`` runs the suite twice, and they
+    run in the PostgreSQL pass; the SQLite pass leaves them out, and says so."""
+    from django.conf import settings
+
+    if "postgresql" in settings.DATABASES["default"]["ENGINE"]:
+        return
+    kept, routed = [], []
+    for item in items:
+        (routed if item.get_closest_marker("postgresql") else kept).append(item)
+    if routed:
+        config.hook.pytest_deselected(items=routed)
+        items[:] = kept
+        config._postgresql_routed = len(routed)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    routed = getattr(config, "_postgresql_routed", 0)
+    if routed:
+        terminalreporter.write_line(
+            f"{routed} tests need PostgreSQL and run in the PostgreSQL pass "
+            "(make pytest-postgres), not on SQLite."
+        )

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from django.test import Client
 
 from payments.models import Checkout, LedgerEntry, StripeEvent
@@ -20,10 +20,7 @@ from payments.services import checkout_create
 from tests.payments.conftest import deliver
 
 pytestmark = [
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="needs PostgreSQL: row locks and concurrent writers; `make pytest-postgres`",
-    ),
+    pytest.mark.postgresql,
     pytest.mark.django_db(transaction=True),
 ]
 

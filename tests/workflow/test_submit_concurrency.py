@@ -32,11 +32,7 @@ from workflow.models import (
 from workflow.services import RegistrationClosed, Signature, TransitionRefused, registration_submit
 
 pytestmark = [
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="needs PostgreSQL: row locks (select_for_update) and concurrent writers; "
-        "`make pytest-postgres` runs it",
-    ),
+    pytest.mark.postgresql,
     pytest.mark.django_db(transaction=True),
 ]
 

@@ -22,11 +22,7 @@ from workflow.services import VisitSlotTaken, address_visit_book
 from workflow.visits import VisitChoice
 
 pytestmark = [
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="needs PostgreSQL: row locks (select_for_update) and concurrent writers; "
-        "`make pytest-postgres` runs it",
-    ),
+    pytest.mark.postgresql,
     pytest.mark.django_db(transaction=True),
 ]
 
