@@ -11,21 +11,17 @@ generates a district of the wanted size as a roster bundle, then in a fresh data
 
 The figure is the ratio of the two rates (import students/s ÷ baseline students/s).
 
-    python bench/import_roster.py [--students N] [--database-url URL]
+    python bench/import_roster.py [--size STUDENTS] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _harness import command_line, on_both_databases, synthetic_district
+
 STUDENTS_PER_HOUSEHOLD = 1.76
 
 
@@ -99,91 +95,13 @@ def measure(students: int, bundle: Path) -> dict[str, float]:
 
 
 def generate(students: int, folder: Path) -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from registration.roster.synthetic import generate_district
-
-    generate_district(
-        folder,
-        households=round(students / STUDENTS_PER_HOUSEHOLD),
-        seed=2027,
-        school_year=2027,
-        district_name="Benchmark Unified School District",
-    )
-
-
-def _in_process(database_url: str, students: int, bundle: Path) -> dict[str, float]:
-    env = dict(os.environ, DATABASE_URL=database_url, DJANGO_SETTINGS_MODULE="config.settings")
-    result = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--measure",
-            "--students",
-            str(students),
-            "--bundle",
-            str(bundle),
-        ],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr[-3000:])
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    synthetic_district(folder, households=round(students / STUDENTS_PER_HOUSEHOLD))
 
 
 def run(*, quick: bool) -> list[dict[str, object]]:
     """Every figure of this benchmark, for bench/run.py."""
-    sys.path.insert(0, str(ROOT))
-    from tests.postgres_cluster import postgres_cluster
-
-    students = 5_000 if quick else 50_000
-    figures: list[dict[str, object]] = []
-    with tempfile.TemporaryDirectory() as temporary:
-        bundle = Path(temporary) / "bundle"
-        subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--generate",
-                "--students",
-                str(students),
-                "--bundle",
-                str(bundle),
-            ],
-            cwd=ROOT,
-            check=True,
-        )
-        sqlite = _in_process(f"sqlite:///{Path(temporary) / 'bench.sqlite3'}", students, bundle)
-        figures.append({"name": "import_roster", "database": "sqlite", **sqlite})
-        with postgres_cluster() as database_url:
-            postgres = _in_process(database_url, students, bundle)
-        figures.append({"name": "import_roster", "database": "postgresql", **postgres})
-    return figures
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--students", type=int, default=50_000)
-    parser.add_argument("--bundle", type=Path)
-    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    if args.generate:
-        generate(args.students, args.bundle)
-    elif args.measure:
-        print(json.dumps(measure(args.students, args.bundle)))
-    else:
-        for figure in run(quick=args.quick):
-            print(json.dumps(figure))
+    return on_both_databases(name="import_roster", script=__file__, size=5_000 if quick else 50_000)
 
 
 if __name__ == "__main__":
-    main()
+    command_line(__doc__, generate=generate, measure=measure, run=run, default=50_000)

@@ -27,6 +27,8 @@ def benchmarks() -> list[Path]:
 
 
 def load(path: Path):
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))  # the modules share bench/_harness.py
     spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

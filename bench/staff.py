@@ -44,8 +44,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-SCHOOL_YEAR = 2027  # the district's current year; families register for the next one
+from _harness import ROOT, campaign_running, child_environment, synthetic_district
+
 # (share of registrations in percent, state), in the order of the registrations' ids.
 SPREAD = [
     (30, "not_started"),
@@ -62,27 +62,6 @@ PAGES = [
     ("staff_addresses", "/staff/addresses/"),
     ("staff_registrations", "/staff/registrations/"),
 ]
-
-
-def _campaign_open() -> Any:
-    import datetime
-
-    from django.utils import timezone
-
-    from registration.models import AcademicSession
-    from workflow.services import campaign_open, campaign_save
-
-    today = timezone.localdate()
-    campaign = campaign_save(
-        school_year=AcademicSession.objects.get(sourced_id=f"sy-{SCHOOL_YEAR + 1}"),
-        opens_on=today - datetime.timedelta(days=20),
-        closes_on=today + datetime.timedelta(days=30),
-        fees_before_submit=False,
-        approve_with_open_address_request=False,
-        actor=None,
-    )
-    campaign_open(campaign=campaign)
-    return campaign
 
 
 def _spread(campaign: Any) -> None:
@@ -220,7 +199,7 @@ def measure(households: int, bundle: Path, explain: bool) -> list[dict[str, obje
     call_command("migrate", verbosity=0)
     report = roster_import(path=bundle)
     assert report.ok, [str(p) for p in report.problems.errors[:5]]
-    campaign = _campaign_open()
+    campaign = campaign_running(opened_days_ago=20, documents=False)
     _spread(campaign)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -282,19 +261,7 @@ def measure(households: int, bundle: Path, explain: bool) -> list[dict[str, obje
 
 
 def generate(households: int, folder: Path) -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from registration.roster.synthetic import generate_district
-
-    generate_district(
-        folder,
-        households=households,
-        seed=2027,
-        school_year=SCHOOL_YEAR,
-        district_name="Benchmark Unified School District",
-    )
+    synthetic_district(folder, households=households)
 
 
 def _start(
@@ -302,16 +269,7 @@ def _start(
 ) -> subprocess.Popen[str]:
     """A measuring process; it sets its database up, says ``ready`` and waits for a
     line on its input before it times anything."""
-    env = dict(
-        os.environ,
-        DATABASE_URL=database_url,
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DEBUG="false",
-        CELERY_BROKER_URL="memory://localhost/",
-        EMAIL_URL="memorymail://",
-        MEDIA_ROOT=str(temporary / "media"),
-        PRIVATE_MEDIA_ROOT=str(temporary / "private"),
-    )
+    env = child_environment(database_url, temporary)
     command = [
         sys.executable,
         __file__,

@@ -22,24 +22,20 @@ ratio    = value ÷ baseline = baseline seconds ÷ webhook seconds
 The receipt email is queued, not sent: the measuring process runs with an in-memory
 broker, as the web servers run with Redis. DEBUG is off, as in production.
 
-    python bench/webhook.py [--events N]
+    python bench/webhook.py [--size EVENTS] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-SCHOOL_YEAR = 2027
+from _harness import command_line, on_both_databases, synthetic_district
+
 BASELINE_URLCONF = "bench._webhook_baseline_urls"
 WEBHOOK_PATH = "/payments/stripe/webhook/"
 LUNCH_CENTS = 2500
@@ -209,102 +205,18 @@ def measure(events: int, bundle: Path) -> dict[str, object]:
 
 
 def generate(events: int, folder: Path) -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from registration.roster.synthetic import generate_district
-
-    generate_district(
-        folder,
-        households=events + 20,
-        seed=2027,
-        school_year=SCHOOL_YEAR,
-        district_name="Benchmark Unified School District",
-    )
-
-
-def _in_process(database_url: str, events: int, bundle: Path, temporary: Path) -> dict:
-    env = dict(
-        os.environ,
-        DATABASE_URL=database_url,
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DEBUG="false",
-        CELERY_BROKER_URL="memory://localhost/",
-        EMAIL_URL="memorymail://",
-        STRIPE_WEBHOOK_SECRET="whsec_benchmark_only",
-        MEDIA_ROOT=str(temporary / "media"),
-        PRIVATE_MEDIA_ROOT=str(temporary / "private"),
-    )
-    result = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--measure",
-            "--events",
-            str(events),
-            "--bundle",
-            str(bundle),
-        ],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr[-3000:])
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    synthetic_district(folder, households=events + 20)
 
 
 def run(*, quick: bool) -> list[dict[str, object]]:
     """Every figure of this benchmark, for bench/run.py."""
-    sys.path.insert(0, str(ROOT))
-    from tests.postgres_cluster import postgres_cluster
-
-    events = 200 if quick else 2000
-    figures: list[dict[str, object]] = []
-    with tempfile.TemporaryDirectory() as name:
-        temporary = Path(name)
-        bundle = temporary / "bundle"
-        subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--generate",
-                "--events",
-                str(events),
-                "--bundle",
-                str(bundle),
-            ],
-            cwd=ROOT,
-            check=True,
-        )
-        sqlite = _in_process(f"sqlite:///{temporary / 'bench.sqlite3'}", events, bundle, temporary)
-        figures.append({"name": "webhook", "database": "sqlite", **sqlite})
-        with postgres_cluster() as database_url:
-            postgres = _in_process(database_url, events, bundle, temporary)
-        figures.append({"name": "webhook", "database": "postgresql", **postgres})
-    return figures
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=2000)
-    parser.add_argument("--bundle", type=Path)
-    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    if args.generate:
-        generate(args.events, args.bundle)
-    elif args.measure:
-        print(json.dumps(measure(args.events, args.bundle)))
-    else:
-        for figure in run(quick=args.quick):
-            print(json.dumps(figure))
+    return on_both_databases(
+        name="webhook",
+        script=__file__,
+        size=200 if quick else 2000,
+        env={"STRIPE_WEBHOOK_SECRET": "whsec_benchmark_only"},
+    )
 
 
 if __name__ == "__main__":
-    main()
+    command_line(__doc__, generate=generate, measure=measure, run=run, default=2000)

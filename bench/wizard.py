@@ -26,26 +26,21 @@ with an in-memory broker, as the web servers run with Redis, so the figure is th
 cost of the web requests; ``bench/letters.py`` measures WeasyPrint. DEBUG is off, as
 in production.
 
-    python bench/wizard.py [--households N]
+    python bench/wizard.py [--size HOUSEHOLDS] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-SCHOOL_YEAR = 2027  # the district's current year; families register for the next one
+from _harness import campaign_running, command_line, on_both_databases, synthetic_district
+
 PASSWORD = "a-long-benchmark-password"  # the accounts live in a throwaway database
 BASELINE_URLCONF = "bench._baseline_urls"
 
@@ -204,41 +199,6 @@ def complete(family: Family) -> Completion:
     raise RuntimeError(f"registration {family.registration_id} never reached its status page")
 
 
-def _campaign_open() -> Any:
-    import datetime
-
-    from django.utils import timezone
-
-    from registration.models import AcademicSession
-    from workflow.services import acknowledgement_save, campaign_open, campaign_save
-
-    today = timezone.localdate()
-    campaign = campaign_save(
-        school_year=AcademicSession.objects.get(sourced_id=f"sy-{SCHOOL_YEAR + 1}"),
-        opens_on=today - datetime.timedelta(days=1),
-        closes_on=today + datetime.timedelta(days=30),
-        fees_before_submit=False,
-        approve_with_open_address_request=False,
-        actor=None,
-    )
-    for key, required, position in (("handbook", True, 1), ("photo-day", False, 2)):
-        acknowledgement_save(
-            campaign=campaign,
-            key=key,
-            texts={
-                "title_en": key.title(),
-                "body_en": f"The {key} text. " * 40,
-                "title_es": key.title(),
-                "body_es": f"El texto de {key}. " * 40,
-            },
-            required=required,
-            position=position,
-            actor=None,
-        )
-    campaign_open(campaign=campaign)
-    return campaign
-
-
 def _families(campaign: Any, count: int) -> list[Family]:
     """One guardian with education rights per household, each a different person,
     with a sign-in. Accounts are made with a fast hasher, then all given the same
@@ -334,7 +294,7 @@ def measure(households: int, bundle: Path) -> dict[str, object]:
     call_command("migrate", verbosity=0)
     report = roster_import(path=bundle)
     assert report.ok, [str(p) for p in report.problems.errors[:5]]
-    campaign = _campaign_open()
+    campaign = campaign_running(opened_days_ago=1, documents=True)
     warm_up, *families = _families(campaign, households + 1)
     complete(warm_up)  # templates, translations, the first queries of each kind
 
@@ -383,103 +343,14 @@ def measure(households: int, bundle: Path) -> dict[str, object]:
 
 
 def generate(households: int, folder: Path) -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from registration.roster.synthetic import generate_district
-
-    generate_district(
-        folder,
-        households=households + 20,  # some households have no guardian who decides
-        seed=2027,
-        school_year=SCHOOL_YEAR,
-        district_name="Benchmark Unified School District",
-    )
-
-
-def _in_process(database_url: str, households: int, bundle: Path, temporary: Path) -> dict:
-    env = dict(
-        os.environ,
-        DATABASE_URL=database_url,
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DEBUG="false",
-        CELERY_BROKER_URL="memory://localhost/",
-        EMAIL_URL="memorymail://",
-        MEDIA_ROOT=str(temporary / "media"),
-        PRIVATE_MEDIA_ROOT=str(temporary / "private"),
-    )
-    result = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--measure",
-            "--households",
-            str(households),
-            "--bundle",
-            str(bundle),
-        ],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr[-3000:])
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    # Some households have no guardian who decides: generate a few more.
+    synthetic_district(folder, households=households + 20)
 
 
 def run(*, quick: bool) -> list[dict[str, object]]:
     """Every figure of this benchmark, for bench/run.py."""
-    sys.path.insert(0, str(ROOT))
-    from tests.postgres_cluster import postgres_cluster
-
-    households = 20 if quick else 200
-    figures: list[dict[str, object]] = []
-    with tempfile.TemporaryDirectory() as name:
-        temporary = Path(name)
-        bundle = temporary / "bundle"
-        subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--generate",
-                "--households",
-                str(households),
-                "--bundle",
-                str(bundle),
-            ],
-            cwd=ROOT,
-            check=True,
-        )
-        sqlite = _in_process(
-            f"sqlite:///{temporary / 'bench.sqlite3'}", households, bundle, temporary
-        )
-        figures.append({"name": "wizard", "database": "sqlite", **sqlite})
-        with postgres_cluster() as database_url:
-            postgres = _in_process(database_url, households, bundle, temporary)
-        figures.append({"name": "wizard", "database": "postgresql", **postgres})
-    return figures
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--households", type=int, default=200)
-    parser.add_argument("--bundle", type=Path)
-    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    if args.generate:
-        generate(args.households, args.bundle)
-    elif args.measure:
-        print(json.dumps(measure(args.households, args.bundle)))
-    else:
-        for figure in run(quick=args.quick):
-            print(json.dumps(figure))
+    return on_both_databases(name="wizard", script=__file__, size=20 if quick else 200)
 
 
 if __name__ == "__main__":
-    main()
+    command_line(__doc__, generate=generate, measure=measure, run=run, default=200)
