@@ -8,47 +8,15 @@ from typing import Any
 
 from django.contrib import admin
 from django.db.models import Model
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 
 from payments.models import Checkout, CheckoutLine, Fee, LedgerEntry, Refund, StripeEvent
+from registration.admin import AuditedReadsMixin
 from workflow.services import audit_record
 
 
-class AuditedReadsAdmin(admin.ModelAdmin):
+class AuditedReadsAdmin(AuditedReadsMixin, admin.ModelAdmin):
     """Writes an audit row for each list and record a member of staff opens."""
-
-    show_full_result_count = False
-    list_per_page = 50
-
-    def changelist_view(
-        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        response = super().changelist_view(request, extra_context)
-        if response.status_code == 200:
-            audit_record(
-                action="list",
-                object_type=self.model._meta.label_lower,
-                request=request,
-                detail={"query": request.GET.urlencode()[:500]},
-            )
-        return response
-
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        response = super().change_view(request, object_id, form_url, extra_context)
-        if request.method == "GET" and response.status_code == 200:
-            audit_record(
-                action="view",
-                object_type=self.model._meta.label_lower,
-                object_id=object_id,
-                request=request,
-            )
-        return response
 
 
 class ReadOnlyAdmin(AuditedReadsAdmin):

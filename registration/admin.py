@@ -20,11 +20,13 @@ from registration import models as m
 from workflow.services import audit_record
 
 
-class AuditedAdmin(SimpleHistoryAdmin):
-    """Writes an audit row for each record opened, list searched and change saved."""
+class AuditedReadsMixin:
+    """Writes an audit row for each list a member of staff opens or searches and each
+    record they open. Lists are paged without a full count (large tables)."""
 
     show_full_result_count = False
     list_per_page = 50
+    model: Any
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -55,6 +57,10 @@ class AuditedAdmin(SimpleHistoryAdmin):
                 request=request,
             )
         return response
+
+
+class AuditedAdmin(AuditedReadsMixin, SimpleHistoryAdmin):
+    """Writes an audit row for each record opened, list searched and change saved."""
 
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
