@@ -59,3 +59,23 @@ class Confirmation(models.Model):
 
     def __str__(self) -> str:
         return f"Confirmation of submission {self.submission_id}"
+
+
+class Receipt(models.Model):
+    """The PDF receipt of one paid checkout, in the language of the household. Written
+    once when the payment is confirmed, emailed to the guardian who paid and kept for
+    download by the household and finance."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    checkout = models.OneToOneField(
+        "payments.Checkout", on_delete=models.PROTECT, related_name="receipt"
+    )
+    pdf = models.FileField(storage=private_storage_get, upload_to="receipts/%Y/%m/")
+    sha256 = models.CharField(max_length=64)
+    language = models.CharField(max_length=8)
+    emailed_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When it was sent to the guardian who paid.")
+    )
+
+    def __str__(self) -> str:
+        return f"Receipt of checkout {self.checkout_id}"

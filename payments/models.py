@@ -87,6 +87,9 @@ class Fee(models.Model):
     waivable_for_free_meals = models.BooleanField(
         _("waived for free or reduced-price meals"), default=False
     )
+    event_date = models.DateField(
+        _("date"), null=True, blank=True, help_text=_("Field trips: the day of the trip.")
+    )
     deadline = models.DateField(_("deadline"), null=True, blank=True)
     active = models.BooleanField(_("active"), default=True)
     created_by = models.ForeignKey(

@@ -321,12 +321,23 @@ class Guardian(Person):
         indexes = [models.Index(fields=["family_name", "given_name"])]
 
 
+# A child's eligibility for free or reduced-price school meals (blank: not eligible).
+MEAL_ELIGIBILITY_CHOICES = [("free", _("Free meals")), ("reduced", _("Reduced-price meals"))]
+
+
 class Student(Person):
     sourced_id = models.CharField(max_length=SOURCED_ID_LENGTH, unique=True)
     birth_date = models.DateField(_("birth date"), null=True, blank=True)
     grade = models.CharField(_("grade"), max_length=5, choices=GRADE_CHOICES)
     school = models.ForeignKey(School, on_delete=models.PROTECT, related_name="students")
     state_id = models.CharField(_("state student id"), max_length=50, blank=True)
+    meal_eligibility = models.CharField(
+        _("free or reduced-price meals"),
+        max_length=8,
+        choices=MEAL_ELIGIBILITY_CHOICES,
+        blank=True,
+        help_text=_("Eligible children have the fees that allow it waived automatically."),
+    )
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

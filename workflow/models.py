@@ -757,3 +757,49 @@ class ChangeRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.record_type} {self.record_id} {self.field}"
+
+
+class DashboardCount(models.Model):
+    """One row of the staff dashboard as last counted: a campaign's households by
+    registration state, open address changes, guardians with an account and children
+    with required fees unpaid, for a grade of a school, a school, or the district.
+
+    Counting a large district takes seconds, so the dashboard reads these rows and
+    ``workflow.dashboard.dashboard_count`` writes them again in the background when
+    they are older than ``settings.DASHBOARD_MAX_AGE_SECONDS``.
+    """
+
+    class Level(models.IntegerChoices):
+        GRADE = 0, _("Grade of a school")
+        SCHOOL = 1, _("School")
+        DISTRICT = 2, _("District")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    level = models.PositiveSmallIntegerField(choices=Level.choices)
+    school = models.ForeignKey(
+        "registration.School", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    grade = models.CharField(max_length=5, blank=True)
+    counted_at = models.DateTimeField()
+    households = models.PositiveIntegerField(default=0)
+    not_started = models.PositiveIntegerField(default=0)
+    in_progress = models.PositiveIntegerField(default=0)
+    submitted = models.PositiveIntegerField(default=0)
+    returned = models.PositiveIntegerField(default=0)
+    approved = models.PositiveIntegerField(default=0)
+    address_requests = models.PositiveIntegerField(default=0)
+    guardians = models.PositiveIntegerField(default=0)
+    guardians_activated = models.PositiveIntegerField(default=0)
+    children_fees_unpaid = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "level", "school", "grade"],
+                name="one_dashboard_count_per_row",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Dashboard of campaign {self.campaign_id}: {self.school_id} {self.grade}"
