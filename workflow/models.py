@@ -793,13 +793,8 @@ class DashboardCount(models.Model):
     children_fees_unpaid = models.PositiveIntegerField(default=0)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["campaign", "level", "school", "grade"],
-                name="one_dashboard_count_per_row",
-                nulls_distinct=False,
-            )
-        ]
+        # Rows are replaced all at once for a campaign, never one by one.
+        indexes = [models.Index(fields=["campaign", "level", "school"])]
 
     def __str__(self) -> str:
         return f"Dashboard of campaign {self.campaign_id}: {self.school_id} {self.grade}"

@@ -33,7 +33,7 @@ class Migration(migrations.Migration):
                 ('school', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='registration.school')),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('campaign', 'level', 'school', 'grade'), name='one_dashboard_count_per_row', nulls_distinct=False)],
+                'indexes': [models.Index(fields=['campaign', 'level', 'school'], name='workflow_da_campaig_a6736d_idx')],
             },
         ),
     ]
