@@ -314,6 +314,10 @@ CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD",
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=600)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=540)
 CELERY_TIMEZONE = TIME_ZONE
+# The staff dashboard is counted in the background; older counts are shown while a
+# new count runs. 0: count on every view (small districts, tests).
+DASHBOARD_MAX_AGE_SECONDS = env.int("DASHBOARD_MAX_AGE_SECONDS", default=60)
+
 CELERY_BEAT_SCHEDULE = {
     "email-new-codes-to-households-nobody-activated": {
         "task": "registration.tasks.activation_resend_due_task",
@@ -322,6 +326,10 @@ CELERY_BEAT_SCHEDULE = {
     "expire-activation-codes": {
         "task": "registration.tasks.activation_codes_expire_task",
         "schedule": 60 * 60,
+    },
+    "count-the-staff-dashboard": {
+        "task": "workflow.tasks.dashboards_count_task",
+        "schedule": 5 * 60,
     },
     "requeue-unsent-reminders": {
         "task": "workflow.tasks.reminders_requeue_task",

@@ -28,6 +28,7 @@ from registration.services import (
     activation_resend_due,
 )
 from workflow import selectors as workflow_selectors
+from workflow.dashboard import dashboard_current
 from workflow.services import audit_record
 
 # Up to this many schools, the dashboard shows every school's grades on one page.
@@ -51,7 +52,7 @@ def staff_home(request: HttpRequest) -> HttpResponse:
         context["overview"] = selectors.school_overview(request.user)
         context["current_year"] = selectors.school_year_current()
     else:
-        dashboard = workflow_selectors.registration_dashboard(request.user, campaign)
+        dashboard = dashboard_current(request.user, campaign)
         # A district of many schools shows the grades of one school at a time.
         every_school = len(dashboard.schools) <= DASHBOARD_SCHOOLS_IN_FULL
         chosen = request.GET.get("school", "")

@@ -14,17 +14,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import (
-    BigIntegerField,
-    CharField,
     Count,
     Exists,
     F,
-    IntegerField,
     OuterRef,
     Prefetch,
     Q,
     QuerySet,
-    Value,
 )
 from django.http import Http404
 from django.utils import timezone
@@ -55,6 +51,7 @@ from workflow.models import (
     AddressVisit,
     AuditEvent,
     Campaign,
+    DashboardCount,
     EnrollmentDecision,
     Registration,
     RegistrationStep,
@@ -455,12 +452,17 @@ class DashboardCounts:
     guardians: int = 0
     guardians_activated: int = 0
 
+    children_fees_unpaid: int = 0  # children with a required fee not paid or waived
+
     @property
     def activation_percent(self) -> int | None:
         """The share of guardians with an account, in whole percent (None: no guardians)."""
         if not self.guardians:
             return None
         return round(100 * self.guardians_activated / self.guardians)
+
+
+DASHBOARD_COUNT_NAMES = [name for name in DashboardCounts.__dataclass_fields__]
 
 
 @dataclass
@@ -483,146 +485,74 @@ class Dashboard:
     schools: list[DashboardSchool]
     total: DashboardCounts
     district_wide: bool  # the user sees every school: the total is the district's
-
-
-# Each aggregate query returns its rows at three levels, told apart by ``row_level``.
-_GRADE, _SCHOOL, _ALL = 0, 1, 2
-
-
-def _by_school_and_grade(
-    queryset: QuerySet[Any], school: str, grade: str, aggregates: dict[str, Any]
-) -> dict[tuple[int, int | None, str], dict[str, int]]:
-    """``aggregates`` over ``queryset`` per school and grade, per school, and over
-    everything, in one query (three grouped SELECTs under UNION ALL): distinct counts
-    cannot be added up, so each level is counted on its own. Keyed by (level, school
-    id, grade)."""
-    levels = [
-        (_GRADE, F(school), F(grade)),
-        (_SCHOOL, F(school), Value("", output_field=CharField())),
-        (_ALL, Value(None, output_field=BigIntegerField()), Value("", output_field=CharField())),
-    ]
-    parts = [
-        queryset.annotate(
-            row_level=Value(level, output_field=IntegerField()), row_school=s, row_grade=g
-        )
-        .values("row_level", "row_school", "row_grade")
-        .annotate(**aggregates)
-        .order_by()
-        for level, s, g in levels
-    ]
-    rows = parts[0].union(*parts[1:], all=True)
-    return {
-        (row.pop("row_level"), row.pop("row_school"), row.pop("row_grade")): row for row in rows
-    }
+    counted_at: datetime.datetime | None  # None: never counted
 
 
 def registration_dashboard(user: Any, campaign: Campaign) -> Dashboard:
-    """The campaign's registrations by state, open address changes and the share of
-    guardians with an account, per school and grade of the schools ``user`` may see,
-    with each school's total and the total of them all.
+    """The campaign's dashboard as last counted (``workflow.dashboard``) for the
+    schools ``user`` may see: registrations by state, open address changes, the
+    share of guardians with an account and the children with required fees unpaid,
+    per school and grade, with each school's total and the total of them all.
 
     A household is counted with its primary children (those who live there mainly,
     whose enrollment decision is its to make): a household with children in two
-    grades counts in each grade, and once in its school's total and once in the
-    total. Withdrawn registrations are left out. Four queries, however many schools
-    and households there are; every count is made in the database.
+    grades counts in each grade, and once in its school's total. The district's
+    total counts each household once; the total of some schools is the sum of their
+    totals. Three queries, however many schools and households there are.
     """
     schools = sorted(schools_visible_to(user), key=lambda s: (grade_rank(s.low_grade), s.name))
-    school_ids = [s.pk for s in schools]
     profile = staff_profile_for(user)
     district_wide = user.is_superuser or (profile is not None and profile.role in ALL_SCHOOL_ROLES)
-    found: dict[tuple[int, int | None, str], DashboardCounts] = {}
-
-    def counts_of(key: tuple[int, int | None, str]) -> DashboardCounts:
-        return found.setdefault(key, DashboardCounts())
-
-    if school_ids:
-        # Every school: no need to name them (and the database reads no list).
-        of_schools = {} if district_wide else {"student__school__in": school_ids}
-        state = Registration.State
-        # A child's decision links them to the registration of their primary household,
-        # the one that decides for them: no detour through the households.
-        decisions = EnrollmentDecision.objects.filter(
-            campaign=campaign, registration__isnull=False, student__enabled=True, **of_schools
-        ).exclude(registration__state=state.WITHDRAWN)
-
-        def households(*states: str) -> Count:
-            return Count("registration", distinct=True, filter=Q(registration__state__in=states))
-
-        for key, values in _by_school_and_grade(
-            decisions,
-            "student__school",
-            "student__grade",
-            {
-                "households": Count("registration", distinct=True),
-                "not_started": households(state.NOT_STARTED),
-                "in_progress": households(state.IN_PROGRESS),
-                "submitted": households(state.SUBMITTED),
-                "returned": households(state.RETURNED),
-                "approved": households(state.APPROVED, state.EXPORTED),
-            },
-        ).items():
-            counts = counts_of(key)
-            for name, value in values.items():
-                setattr(counts, name, value)
-        primary = "household__householdstudent__"
-        requests = AddressChangeRequest.objects.filter(
-            state__in=AddressChangeRequest.OPEN_STATES,
-            **{f"{primary}is_primary": True, f"{primary}student__enabled": True},
-            **{f"{primary}{name}": value for name, value in of_schools.items()},
+    rows = DashboardCount.objects.filter(campaign=campaign)
+    if not district_wide:
+        rows = rows.filter(
+            Q(school__in=[s.pk for s in schools]) | Q(level=DashboardCount.Level.DISTRICT)
         )
-        for key, values in _by_school_and_grade(
-            requests,
-            f"{primary}student__school",
-            f"{primary}student__grade",
-            {"address_requests": Count("household", distinct=True)},
-        ).items():
-            counts_of(key).address_requests = values["address_requests"]
-        links = StudentGuardian.objects.filter(student__enabled=True, **of_schools)
-        for key, values in _by_school_and_grade(
-            links,
-            "student__school",
-            "student__grade",
-            {
-                "guardians": Count("guardian", distinct=True),
-                "guardians_activated": Count(
-                    "guardian", distinct=True, filter=Q(guardian__user__isnull=False)
-                ),
-            },
-        ).items():
-            counts = counts_of(key)
-            counts.guardians = values["guardians"]
-            counts.guardians_activated = values["guardians_activated"]
+    found = {(row.level, row.school_id, row.grade): row for row in rows}
+    district = found.get((DashboardCount.Level.DISTRICT, None, ""))
 
-    rows = []
+    def counts(row: DashboardCount | None) -> DashboardCounts:
+        if row is None:
+            return DashboardCounts()
+        return DashboardCounts(**{name: getattr(row, name) for name in DASHBOARD_COUNT_NAMES})
+
+    items = []
     for school in schools:
         grades = sorted(
             (
                 grade
                 for level, school_id, grade in found
-                if level == _GRADE and school_id == school.pk
+                if level == DashboardCount.Level.GRADE and school_id == school.pk
             ),
             key=grade_rank,
         )
-        rows.append(
+        items.append(
             DashboardSchool(
                 school=school,
                 grades=[
                     DashboardGrade(
                         grade=grade,
                         label=str(GRADE_LABELS.get(grade, grade)),
-                        counts=found[(_GRADE, school.pk, grade)],
+                        counts=counts(found[(DashboardCount.Level.GRADE, school.pk, grade)]),
                     )
                     for grade in grades
                 ],
-                total=found.get((_SCHOOL, school.pk, ""), DashboardCounts()),
+                total=counts(found.get((DashboardCount.Level.SCHOOL, school.pk, ""))),
             )
         )
+    if district_wide:
+        total = counts(district)
+    else:
+        total = DashboardCounts()
+        for item in items:
+            for name in DASHBOARD_COUNT_NAMES:
+                setattr(total, name, getattr(total, name) + getattr(item.total, name))
     return Dashboard(
         campaign=campaign,
-        schools=rows,
-        total=found.get((_ALL, None, ""), DashboardCounts()),
+        schools=items,
+        total=total,
         district_wide=district_wide,
+        counted_at=district.counted_at if district is not None else None,
     )
 
 

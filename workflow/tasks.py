@@ -67,3 +67,23 @@ def reminders_send_task(reminder_ids: list[int]) -> int:
 def reminders_requeue_task() -> int:
     """Queue again the reminders whose first task never ran."""
     return reminders_requeue()
+
+
+@shared_task(acks_late=True, max_retries=3, autoretry_for=(OSError,), retry_backoff=True)
+def dashboard_count_task(campaign_id: int) -> int:
+    """Count a campaign's staff dashboard again (see ``workflow.dashboard``)."""
+    from workflow.dashboard import dashboard_count
+    from workflow.models import Campaign
+
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    return 0 if campaign is None else dashboard_count(campaign)
+
+
+@shared_task(acks_late=True)
+def dashboards_count_task() -> int:
+    """Count the dashboards of running campaigns, so staff rarely wait for one."""
+    from workflow.dashboard import dashboard_count
+    from workflow.selectors import campaign_running
+
+    campaign = campaign_running()
+    return 0 if campaign is None else dashboard_count(campaign)
