@@ -314,6 +314,13 @@ CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD",
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=600)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=540)
 CELERY_TIMEZONE = TIME_ZONE
+# Retention (``python manage.py purge_expired``, daily in beat): proofs of residence
+# after their address change closed, wizard drafts after their campaign closed,
+# activation codes after they were spent or expired.
+RETENTION_PROOF_DAYS = env.int("RETENTION_PROOF_DAYS", default=30)
+RETENTION_DRAFT_DAYS = env.int("RETENTION_DRAFT_DAYS", default=90)
+RETENTION_CODE_DAYS = env.int("RETENTION_CODE_DAYS", default=30)
+
 # The staff dashboard is counted in the background; older counts are shown while a
 # new count runs. 0: count on every view (small districts, tests).
 DASHBOARD_MAX_AGE_SECONDS = env.int("DASHBOARD_MAX_AGE_SECONDS", default=60)
@@ -326,6 +333,10 @@ CELERY_BEAT_SCHEDULE = {
     "expire-activation-codes": {
         "task": "registration.tasks.activation_codes_expire_task",
         "schedule": 60 * 60,
+    },
+    "purge-what-is-kept-too-long": {
+        "task": "workflow.tasks.purge_expired_task",
+        "schedule": 24 * 60 * 60,
     },
     "count-the-staff-dashboard": {
         "task": "workflow.tasks.dashboards_count_task",

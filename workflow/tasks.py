@@ -87,3 +87,11 @@ def dashboards_count_task() -> int:
 
     campaign = campaign_running()
     return 0 if campaign is None else dashboard_count(campaign)
+
+
+@shared_task(acks_late=True)
+def purge_expired_task() -> str:
+    """Remove what is kept past its retention period (see ``workflow.retention``)."""
+    from workflow.retention import purge_expired
+
+    return str(purge_expired())
