@@ -9,10 +9,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Playwright drives Debian's chromium in the browser tests (tests/browser).
 RUN_PACKAGES := gettext
 TEST_PACKAGES := gettext postgresql chromium
+STACK_PACKAGES := gettext postgresql redis-server
 PYTEST_ARGS ?= -n 2 -q
 
 .PHONY: run test lint typecheck pytest pytest-postgres messages install bench bench-quick \
-	clean system-run system-test
+	clean system-run system-test stack stack-stop
 
 run: system-run $(INSTALLED) messages
 	$(PY) manage.py migrate --noinput
@@ -72,6 +73,15 @@ bench: $(INSTALLED) messages
 
 bench-quick: $(INSTALLED) messages
 	$(PY) bench/run.py --quick
+
+# A production-like stack on 127.0.0.1 (PostgreSQL, Redis, gunicorn, Celery worker
+# and beat) with the demo district: see ops/stack.py.
+stack: $(INSTALLED) messages
+	@$(MAKE) --no-print-directory .debian PACKAGES="$(STACK_PACKAGES)"
+	$(PY) ops/stack.py start
+
+stack-stop:
+	$(PY) ops/stack.py stop
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
