@@ -13,7 +13,6 @@ import datetime
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -24,6 +23,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
+from config.after_commit import delay_after_commit
 from payments import stripe_gateway
 from payments.models import (
     CURRENCY,
@@ -429,7 +429,7 @@ def checkout_pay(
                 )
             )
         LedgerEntry.objects.bulk_create(entries)
-        transaction.on_commit(partial(checkout_receipt_send_task.delay, locked.pk), robust=True)
+        delay_after_commit(checkout_receipt_send_task, locked.pk)
     return True
 
 

@@ -24,6 +24,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext
 from django_fsm import can_proceed
 
+from config.after_commit import delay_after_commit
 from registration.activation import code_generate, code_hash, code_lookup, code_salt
 from registration.models import (
     AcademicSession,
@@ -812,7 +813,7 @@ def registration_submit(
             content=content,
             content_sha256=content_sha256(content),
         )
-        transaction.on_commit(partial(confirmation_send_task.delay, submission.pk), robust=True)
+        delay_after_commit(confirmation_send_task, submission.pk)
     return submission
 
 
@@ -893,10 +894,7 @@ def registration_return(
             actor=actor,
             detail={"returned": True, "step": step},
         )
-        transaction.on_commit(
-            partial(registration_review_email_task.delay, locked.pk, REVIEW_RETURNED),
-            robust=True,
-        )
+        delay_after_commit(registration_review_email_task, locked.pk, REVIEW_RETURNED)
 
 
 def _contacts_apply(guardian: Guardian, values: dict[str, str]) -> list[tuple[str, str, str]]:
@@ -1153,10 +1151,7 @@ def registration_approve(*, registration: Registration, actor: Any, note: str = 
             actor=actor,
             detail={"approved_registration": locked.pk, "changes": len(changes)},
         )
-        transaction.on_commit(
-            partial(registration_review_email_task.delay, locked.pk, REVIEW_APPROVED),
-            robust=True,
-        )
+        delay_after_commit(registration_review_email_task, locked.pk, REVIEW_APPROVED)
 
 
 def registration_withdraw(*, registration: Registration, actor: Any, note: str) -> None:
@@ -1216,7 +1211,7 @@ def address_change_verify(*, request: AddressChangeRequest, actor: Any) -> list[
                 "proofs_seen": locked.proofs_seen,
             },
         )
-        transaction.on_commit(partial(address_decision_email_task.delay, locked.pk), robust=True)
+        delay_after_commit(address_decision_email_task, locked.pk)
     return changes
 
 
@@ -1230,7 +1225,7 @@ def address_change_reject(*, request: AddressChangeRequest, actor: Any, reason: 
         locked = AddressChangeRequest.objects.select_for_update().get(pk=request.pk)
         _apply(locked, "reject", actor=actor, note=reason.strip(), by=actor, reason=reason.strip())
         _visits_release(locked)
-        transaction.on_commit(partial(address_decision_email_task.delay, locked.pk), robust=True)
+        delay_after_commit(address_decision_email_task, locked.pk)
 
 
 # -- visits for address verification ---------------------------------------------
@@ -1288,7 +1283,7 @@ def _visit_book(
         walk_in=choice.walk_in,
         booked_by=guardian,
     )
-    transaction.on_commit(partial(address_visit_email_task.delay, visit.pk), robust=True)
+    delay_after_commit(address_visit_email_task, visit.pk)
     return visit
 
 
@@ -1604,7 +1599,7 @@ def reminders_send(
             )
             ids = [reminder.pk for reminder in reminders]
             if ids:
-                transaction.on_commit(partial(reminders_send_task.delay, ids), robust=True)
+                delay_after_commit(reminders_send_task, ids)
                 queued.extend(ids)
         audit_record(
             action=AuditEvent.Action.CREATE,
