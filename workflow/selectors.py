@@ -508,13 +508,19 @@ def registration_dashboard(user: Any, campaign: Campaign) -> Dashboard:
         rows = rows.filter(
             Q(school__in=[s.pk for s in schools]) | Q(level=DashboardCount.Level.DISTRICT)
         )
-    found = {(row.level, row.school_id, row.grade): row for row in rows}
+    # Plain tuples: a district has thousands of rows, and model instances cost.
+    found: dict[tuple[int, int | None, str], DashboardCounts] = {}
+    counted_at = None
+    for level, school_id, grade, when, *values in rows.values_list(
+        "level", "school_id", "grade", "counted_at", *DASHBOARD_COUNT_NAMES
+    ):
+        found[(level, school_id, grade)] = DashboardCounts(*values)
+        if level == DashboardCount.Level.DISTRICT:
+            counted_at = when
     district = found.get((DashboardCount.Level.DISTRICT, None, ""))
 
-    def counts(row: DashboardCount | None) -> DashboardCounts:
-        if row is None:
-            return DashboardCounts()
-        return DashboardCounts(**{name: getattr(row, name) for name in DASHBOARD_COUNT_NAMES})
+    def counts(row: DashboardCounts | None) -> DashboardCounts:
+        return row if row is not None else DashboardCounts()
 
     items = []
     for school in schools:
@@ -552,7 +558,7 @@ def registration_dashboard(user: Any, campaign: Campaign) -> Dashboard:
         schools=items,
         total=total,
         district_wide=district_wide,
-        counted_at=district.counted_at if district is not None else None,
+        counted_at=counted_at,
     )
 
 
