@@ -93,8 +93,12 @@ def purge_expired(*, now: datetime.datetime | None = None, dry_run: bool = False
         if found:
             AddressProof.objects.filter(pk__in=[pk for pk, _request, _file in found]).delete()
             # A file goes only once the rows are gone for good.
-            for name in report.files:
-                transaction.on_commit(lambda name=name: _file_delete(name), robust=True)
+            files = report.files
+
+            def files_delete() -> None:
+                _files_delete(files)
+
+            transaction.on_commit(files_delete, robust=True)
         if report.drafts:
             drafts.delete()
         if report.codes:
@@ -115,6 +119,7 @@ def purge_expired(*, now: datetime.datetime | None = None, dry_run: bool = False
     return report
 
 
-def _file_delete(name: str) -> None:
+def _files_delete(names: list[str]) -> None:
     storage = AddressProof._meta.get_field("file").storage
-    storage.delete(name)
+    for name in names:
+        storage.delete(name)
