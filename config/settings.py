@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "formtools",
     "payments",
     "documents",
+    "finance",
 ]
 
 MIDDLEWARE = [
@@ -211,11 +212,29 @@ FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[]) or [f"fiel
 # variables the keys are local test values (no real key is ever committed) and the
 # webhook secret is generated once per install under var/.
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="") or "sk_test_local_not_a_real_key"
+# "stripe": real Stripe Checkout with that key. "local": no key, so payments go through
+# the local TEST checkout page (/payments/test-checkout/…), which takes no money but
+# sends signed events to the same webhook.
+STRIPE_MODE = "stripe" if env.str("STRIPE_SECRET_KEY", default="") else "local"
+if PRODUCTION and STRIPE_MODE == "local":
+    raise ImproperlyConfigured(
+        "STRIPE_SECRET_KEY must be set when DJANGO_ENV=production: without it families "
+        "would pay on the local TEST checkout, which takes no real money."
+    )
 if not STRIPE_SECRET_KEY.startswith(("sk_", "rk_")):
     raise ImproperlyConfigured("STRIPE_SECRET_KEY must be a Stripe secret key (sk_… or rk_…).")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").rstrip("/")
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+# Reconciliation of payouts (finance/services.py): a ledger payment or refund older
+# than this many days that is in no payout is a mismatch; the daily run looks at the
+# payouts of the last FINANCE_RECONCILE_DAYS days.
+FINANCE_UNPAID_OUT_DAYS = env.int("FINANCE_UNPAID_OUT_DAYS", default=7)
+FINANCE_RECONCILE_DAYS = env.int("FINANCE_RECONCILE_DAYS", default=35)
+if FINANCE_UNPAID_OUT_DAYS < 1 or FINANCE_RECONCILE_DAYS < 1:
+    raise ImproperlyConfigured(
+        "FINANCE_UNPAID_OUT_DAYS and FINANCE_RECONCILE_DAYS must be at least 1."
+    )
 
 
 def _stripe_webhook_secret_local() -> str:
@@ -345,6 +364,10 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-unsent-reminders": {
         "task": "workflow.tasks.reminders_requeue_task",
         "schedule": 15 * 60,
+    },
+    "reconcile-stripe-payouts": {
+        "task": "finance.tasks.payouts_reconcile_task",
+        "schedule": 24 * 60 * 60,
     },
 }
 

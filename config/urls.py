@@ -21,5 +21,7 @@ urlpatterns = [
     path("staff/quality/", quality_views.quality_overview, name="staff_quality"),
     path("staff/audit/", audit_views.audit_log, name="staff_audit"),
     path("staff/reminders/", reminder_views.reminders, name="staff_reminders"),
+    path("staff/finance/", include("finance.urls")),
+    path("staff/", include("payments.staff_urls")),
     path("", include("registration.urls")),
 ]

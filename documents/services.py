@@ -1,5 +1,6 @@
 """Every write in the documents app: runs of letters split into chunks that Celery
-workers render, then joined into one PDF; registration confirmations."""
+workers render, then joined into one PDF; registration confirmations; payment
+receipts."""
 
 from __future__ import annotations
 
@@ -18,13 +19,15 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 from pypdf import PdfWriter
+from weasyprint import HTML
 
 from config.encryption import decrypt_text, encrypt_text
 from documents.letters import Letter, letters_pdf
-from documents.models import Confirmation, LetterChunk, LetterRun
+from documents.models import Confirmation, LetterChunk, LetterRun, Receipt
 from documents.rendering import pdf_from_html
+from payments.models import Checkout
 from registration.models import Guardian, User
-from registration.selectors import email_on_file
+from registration.selectors import email_on_file, guardian_for
 from workflow.models import Submission
 
 
@@ -189,3 +192,87 @@ def confirmation_send(*, submission_id: int) -> bool:
         Confirmation.objects.filter(pk=confirmation.pk).update(emailed_at=None)
         raise
     return True
+
+
+# -- payment receipts -----------------------------------------------------------------
+
+
+def receipt_number(checkout: Checkout) -> str:
+    """The number printed on a checkout's receipt (and in its file name)."""
+    return f"R-{checkout.pk:06d}"
+
+
+def receipt_language(checkout: Checkout) -> str:
+    """The language of a receipt and of its email: the paying guardian's choice
+    (``Guardian.language``), else the household's, when the product speaks it,
+    else the default."""
+    supported = dict(settings.LANGUAGES)
+    guardian = guardian_for(checkout.created_by)
+    if guardian is not None and guardian.language in supported:
+        return guardian.language
+    language = checkout.household.language
+    return language if language in supported else settings.LANGUAGE_CODE
+
+
+def _payer_name(user: User) -> str:
+    guardian = guardian_for(user)
+    if guardian is not None:
+        return guardian.full_name
+    return user.get_full_name() or user.email
+
+
+def receipt_render(*, checkout: Checkout) -> Receipt:
+    """The PDF receipt of a paid checkout (tagged PDF/UA, in ``receipt_language``),
+    stored once: a second call, or a second delivery of the task, finds it."""
+    from payments import local_stripe
+    from payments.services import _money  # the product's one way to write an amount
+
+    existing = Receipt.objects.filter(checkout=checkout).first()
+    if existing is not None:
+        return existing
+    checkout = Checkout.objects.select_related("household", "created_by").get(pk=checkout.pk)
+    if checkout.state != Checkout.State.PAID or checkout.paid_at is None:
+        raise ValueError(
+            f"checkout {checkout.pk} is {checkout.state}: only paid ones have receipts"
+        )
+    language = receipt_language(checkout)
+    lines = list(checkout.lines.select_related("student", "fee").order_by("pk"))
+    with translation.override(language):
+        html = render_to_string(
+            "documents/receipt.html",
+            {
+                "language": language,
+                "district": settings.DISTRICT_NAME,
+                "help_email": settings.DISTRICT_HELP_EMAIL,
+                "help_phone": settings.DISTRICT_HELP_PHONE,
+                "number": receipt_number(checkout),
+                "reference": checkout.reference,
+                "paid_at": checkout.paid_at,
+                "payer": _payer_name(checkout.created_by),
+                "payer_email": checkout.created_by.email,
+                "rows": [
+                    {
+                        "child": line.student.full_name,
+                        "fee": line.fee.title,
+                        "amount": _money(line.amount_cents),
+                    }
+                    for line in lines
+                ],
+                "total": _money(checkout.total_cents),
+                "payment_reference": checkout.stripe_payment_intent,
+                "test_payment": local_stripe.is_local_payment(checkout.stripe_payment_intent),
+            },
+        )
+    pdf = HTML(string=html, base_url=str(settings.BASE_DIR / "static")).write_pdf(
+        pdf_variant="pdf/ua-1"
+    )
+    receipt = Receipt(checkout=checkout, sha256=hashlib.sha256(pdf).hexdigest(), language=language)
+    receipt.pdf.save(f"receipt-{checkout.pk}.pdf", ContentFile(pdf), save=False)
+    try:
+        with transaction.atomic():
+            receipt.save()
+    except IntegrityError:
+        # Another delivery stored it first; keep that one.
+        receipt.pdf.delete(save=False)
+        return Receipt.objects.get(checkout=checkout)
+    return receipt

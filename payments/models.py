@@ -383,6 +383,17 @@ class Refund(ConcurrentTransitionMixin, models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     settled_at = models.DateTimeField(null=True, blank=True)
+    # The one-time token of the form that asked for it: the same form posted twice (a
+    # double click) finds this refund instead of making a second one.
+    form_token = models.UUIDField(unique=True, null=True, blank=True, editable=False)
+    fee_released = models.BooleanField(
+        _("the family no longer owes this fee"),
+        default=False,
+        help_text=_(
+            "When the refund succeeds, an adjustment cancels what it would make owed "
+            "again. Lunch money given back is always cancelled this way."
+        ),
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -1,4 +1,4 @@
-"""The only module that talks to Stripe.
+"""The only module that talks to Stripe, or to the local Stripe of the embedded demo.
 
 One function per API call. Every create carries an idempotency key derived from our
 own row, so that a retry (ours, or the library's after a timeout) can never create
@@ -6,12 +6,23 @@ a second session or refund. Amounts are integer cents. Whatever goes wrong with
 Stripe comes out as a ``PaymentServiceError`` whose ``message`` can be shown to a
 guardian as it is; the details go to the log, never a key.
 
-``STRIPE_API_BASE`` points the client elsewhere than api.stripe.com: the tests' local
-double, or the embedded demo's local checkout.
+Two modes (``settings.STRIPE_MODE``):
+
+- ``"stripe"`` (``STRIPE_SECRET_KEY`` is set): every call goes to Stripe's API at
+  ``STRIPE_API_BASE`` (api.stripe.com, or the tests' local HTTP double) through the
+  official library; families pay on Stripe Checkout.
+- ``"local"`` (no key: the embedded demo): nothing leaves the machine. The same
+  functions answer from ``payments.local_stripe`` with the same return types: a
+  session is our own TEST checkout page (``cs_test_local_…``), its state is read from
+  our database, and a refund (``re_test_local_…``) succeeds once the caller's
+  transaction commits. The events that follow (payment, failure, expiry, refund) are
+  signed with ``STRIPE_WEBHOOK_SECRET`` and handed to the real webhook view, so the
+  webhook, the ledger and the receipts run the same code in both modes.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import logging
@@ -77,6 +88,44 @@ class GatewayRefund:
     metadata: dict[str, str]
 
 
+@dataclass(frozen=True)
+class GatewayPayout:
+    """A payout of the Stripe balance to the district's bank account."""
+
+    id: str
+    amount: int  # cents reaching the bank
+    currency: str
+    status: str  # paid, pending, in_transit, canceled, failed
+    created: int  # Unix time
+    arrival_date: int  # Unix time of the (expected) arrival at the bank
+    automatic: bool
+    description: str
+
+
+@dataclass(frozen=True)
+class GatewayBalanceTransaction:
+    """One movement of the Stripe balance, with the ids of what caused it: a charge
+    (``payment_intent``), a refund (``refund``, ``charge``, ``payment_intent``), a
+    Stripe fee, an adjustment. ``amount`` is gross, ``fee`` Stripe's fee, ``net`` what
+    it adds to the payout; a refund's amount is negative."""
+
+    id: str
+    type: str  # charge, payment, refund, payment_refund, stripe_fee, adjustment, payout, …
+    reporting_category: str
+    amount: int
+    fee: int
+    net: int
+    currency: str
+    created: int
+    description: str
+    source: str  # the id of the charge, refund, payout… that moved the balance
+    source_object: str  # its kind: charge, refund, payout, … (blank when unknown)
+    payment_intent: str
+    charge: str
+    refund: str
+    metadata: dict[str, str]
+
+
 @functools.lru_cache(maxsize=4)
 def _client(api_key: str, api_base: str, timeout: float, retries: int) -> stripe.StripeClient:
     return stripe.StripeClient(
@@ -85,6 +134,16 @@ def _client(api_key: str, api_base: str, timeout: float, retries: int) -> stripe
         http_client=stripe.RequestsClient(timeout=timeout),
         max_network_retries=retries,
     )
+
+
+def _local() -> bool:
+    return bool(settings.STRIPE_MODE == "local")
+
+
+def _local_unknown(call: str, what: str) -> PaymentServiceRefused:
+    detail = f"{call}: no such local {what}"
+    log.error("Local Stripe refused a request: %s", detail)
+    return PaymentServiceRefused(_refused(), detail=detail)
 
 
 def client() -> stripe.StripeClient:
@@ -210,6 +269,18 @@ def checkout_session_create(
     }
     if customer_email:
         params["customer_email"] = customer_email
+    if _local():
+        from payments import local_stripe
+
+        return _session(
+            local_stripe.session_create(
+                checkout=checkout,
+                lines=lines,
+                success_url=success_url,
+                cancel_url=cancel_url,
+                customer_email=customer_email,
+            )
+        )
     try:
         session = client().v1.checkout.sessions.create(
             params,  # type: ignore[arg-type]
@@ -222,6 +293,13 @@ def checkout_session_create(
 
 def checkout_session_retrieve(*, session_id: str) -> GatewaySession:
     """What Stripe knows of a session now."""
+    if _local():
+        from payments import local_stripe
+
+        found = local_stripe.session_retrieve(session_id=session_id)
+        if found is None:
+            raise _local_unknown("checkout session retrieve", "session")
+        return _session(found)
     try:
         session = client().v1.checkout.sessions.retrieve(session_id)
     except stripe.StripeError as error:
@@ -231,6 +309,16 @@ def checkout_session_retrieve(*, session_id: str) -> GatewaySession:
 
 def checkout_session_expire(*, session_id: str) -> GatewaySession:
     """Stop an open session from taking payment (the family changed its cart)."""
+    if _local():
+        from payments import local_stripe
+
+        try:
+            expired = local_stripe.session_expire(session_id=session_id)
+        except ValueError as error:
+            raise _local_unknown("checkout session expire", f"open session ({error})") from None
+        if expired is None:
+            raise _local_unknown("checkout session expire", "session")
+        return _session(expired)
     try:
         session = client().v1.checkout.sessions.expire(session_id)
     except stripe.StripeError as error:
@@ -245,6 +333,13 @@ def refund_create(*, refund: Refund, payment_intent: str) -> GatewayRefund:
         "refund_id": str(refund.pk),
         "refund_reference": str(refund.reference),
     }
+    if _local():
+        from payments import local_stripe
+
+        local = local_stripe.refund_create(refund=refund, payment_intent=payment_intent)
+        if local is None:
+            raise _local_unknown("refund create", f"payment {payment_intent}")
+        return _refund(local)
     try:
         created = client().v1.refunds.create(
             {
@@ -261,11 +356,108 @@ def refund_create(*, refund: Refund, payment_intent: str) -> GatewayRefund:
 
 def refunds_of_charge(*, charge_id: str) -> list[GatewayRefund]:
     """Every refund of a charge (a ``charge.refunded`` event may not list them)."""
+    if _local():
+        from payments import local_stripe
+
+        return [_refund(obj) for obj in local_stripe.refunds_of_charge(charge_id=charge_id)]
     try:
         page = client().v1.refunds.list({"charge": charge_id, "limit": 100})
         return [_refund(obj) for obj in page.auto_paging_iter()]
     except stripe.StripeError as error:
         raise _translated(error, "refund list") from error
+
+
+def _identifier(value: Any) -> str:
+    """An id, whether Stripe sent it alone or the object it names (expanded)."""
+    if not value:
+        return ""
+    return value if isinstance(value, str) else str(value["id"] or "")
+
+
+def _payout(obj: Any) -> GatewayPayout:
+    return GatewayPayout(
+        id=obj["id"],
+        amount=int(obj["amount"] or 0),
+        currency=obj["currency"] or "",
+        status=obj["status"] or "",
+        created=int(obj["created"] or 0),
+        arrival_date=int(obj["arrival_date"] or 0),
+        automatic=bool(obj["automatic"]),
+        description=obj["description"] or "",
+    )
+
+
+def _balance_transaction(obj: Any) -> GatewayBalanceTransaction:
+    """Read field by field: converting each expanded charge to a dict would double
+    the cost of a long list."""
+
+    def field(owner: Any, name: str) -> Any:
+        try:
+            return owner[name]
+        except KeyError:
+            return None
+
+    source = field(obj, "source")
+    kind, payment_intent, charge, refund, metadata = "", "", "", "", {}
+    if source is not None and not isinstance(source, str):
+        kind = field(source, "object") or ""
+        payment_intent = _identifier(field(source, "payment_intent"))
+        if kind == "refund":
+            refund = _identifier(source)
+            charge = _identifier(field(source, "charge"))
+        elif kind == "charge":
+            charge = _identifier(source)
+        found = field(source, "metadata")
+        if found:
+            metadata = {k: str(v) for k, v in _plain(found).items()}
+    return GatewayBalanceTransaction(
+        id=obj["id"],
+        type=field(obj, "type") or "",
+        reporting_category=field(obj, "reporting_category") or "",
+        amount=int(field(obj, "amount") or 0),
+        fee=int(field(obj, "fee") or 0),
+        net=int(field(obj, "net") or 0),
+        currency=field(obj, "currency") or "",
+        created=int(field(obj, "created") or 0),
+        description=field(obj, "description") or "",
+        source=_identifier(source),
+        source_object=kind,
+        payment_intent=payment_intent,
+        charge=charge,
+        refund=refund,
+        metadata=metadata,
+    )
+
+
+def payouts_list(*, since: datetime.date | None = None) -> list[GatewayPayout]:
+    """Every payout created on or after ``since`` (every payout when none), newest
+    first, through the library's auto-pagination. The local Stripe of the demo pays
+    nothing out: it has no payouts."""
+    if _local():
+        return []
+    params: dict[str, Any] = {"limit": 100}
+    if since is not None:
+        start = datetime.datetime.combine(since, datetime.time.min, tzinfo=datetime.UTC)
+        params["created"] = {"gte": int(start.timestamp())}
+    try:
+        page = client().v1.payouts.list(params)  # type: ignore[arg-type]
+        return [_payout(obj) for obj in page.auto_paging_iter()]
+    except stripe.StripeError as error:
+        raise _translated(error, "payout list") from error
+
+
+def balance_transactions_of_payout(*, payout_id: str) -> list[GatewayBalanceTransaction]:
+    """Every balance transaction paid out in an (automatic) payout, the payout's own
+    included, each with its source expanded so that a charge's payment intent and a
+    refund's charge and payment intent come with it."""
+    if _local():
+        return []
+    params: dict[str, Any] = {"payout": payout_id, "limit": 100, "expand": ["data.source"]}
+    try:
+        page = client().v1.balance_transactions.list(params)  # type: ignore[arg-type]
+        return [_balance_transaction(obj) for obj in page.auto_paging_iter()]
+    except stripe.StripeError as error:
+        raise _translated(error, "balance transaction list") from error
 
 
 def refund_from_event(obj: dict[str, Any]) -> GatewayRefund:

@@ -51,8 +51,15 @@ REGISTRAR_APPS = ("registration", "workflow")
 
 
 def roster_import(*, path: Path, dry_run: bool = False, actor_label: str = "") -> ImportReport:
-    """Import a roster bundle (folder or zip); see ``registration.roster.importer``."""
-    return _roster_import(path=path, dry_run=dry_run, actor_label=actor_label)
+    """Import a roster bundle (folder or zip); see ``registration.roster.importer``.
+    Once written, children eligible for free or reduced-price meals who joined a
+    class or a school have its fees waived."""
+    from payments.services import waivers_apply
+
+    report = _roster_import(path=path, dry_run=dry_run, actor_label=actor_label)
+    if report.written:
+        waivers_apply()
+    return report
 
 
 def roster_export(*, folder: Path, actor_label: str = "") -> ExportReport:

@@ -21,6 +21,8 @@ from phonenumber_field.formfields import PhoneNumberField
 from phonenumber_field.phonenumber import PhoneNumber
 from phonenumber_field.widgets import RegionalPhoneNumberWidget
 
+from payments.cart import HouseholdCart
+from payments.forms import LINES, LUNCH, CartFields
 from registration.grades import GRADE_LABELS, PROMOTION_ORDER, grade_in_range
 from registration.models import ContactPoint, Guardian
 from workflow.models import PROOF_KINDS, EnrollmentDecision
@@ -881,6 +883,62 @@ class AcknowledgementsForm(StepForm):
                 if self.cleaned_data.get(f"ack_{ack.pk}")
             ]
         }
+
+
+# -- fees -------------------------------------------------------------------------------
+
+
+class FeesForm(CartFields, StepForm):
+    """The household's open fees (``payments.cart``), before the review. "Pay now"
+    (``action=pay``) checks the cart and starts a payment; "Continue" goes on
+    without paying, and its draft keeps only that choice: nothing about money is
+    ever read back from a draft. Whether the campaign lets the family continue
+    before paying is decided by the view."""
+
+    title = _("Fees")
+    offers_unchanged = False
+    PAY = "pay"
+    CONTINUE = "continue"
+
+    def __init__(self, *args: Any, cart: HouseholdCart, **kwargs: Any) -> None:
+        self.cart = cart
+        super().__init__(*args, **kwargs)
+
+    def build(self) -> None:
+        self.cart_build()
+
+    @property
+    def paying(self) -> bool:
+        return self.is_bound and self.data.get(self.add_prefix("action")) == self.PAY
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.paying:
+            self.cart_clean(cleaned, require_choice=True)
+        else:
+            # Going on without paying: what was ticked or typed does not matter.
+            for name in [n for n in self.errors if n == LINES or n.startswith(LUNCH)]:
+                del self.errors[name]
+        return cleaned
+
+    def draft_data(self) -> dict[str, list[str]]:
+        return {self.add_prefix("action"): [self.CONTINUE]}
+
+    def answers(self) -> dict[str, Any]:
+        return {"action": self.CONTINUE}
+
+    def review_rows(self, answered: StepForm | None) -> list[dict[str, Any]]:
+        """Where the required fees stand when the family reviews (from the ledger)."""
+        shown: Any
+        if not self.cart.has_required_fees:
+            shown = _("None this year")
+        elif self.cart.required_due_cents:
+            shown = _("%(amount)s still due") % {"amount": self.cart.required_due_display}
+        else:
+            shown = _("Paid or waived")
+        return [
+            {"label": str(_("Required fees")), "before": "", "after": str(shown), "changed": False}
+        ]
 
 
 class ReviewForm(StepForm):

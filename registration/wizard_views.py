@@ -9,6 +9,7 @@ or a restarted server resumes exactly where the family stopped.
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import cached_property
 from typing import Any
 
 from django.contrib import messages
@@ -25,6 +26,17 @@ from formtools.wizard.forms import ManagementForm
 from formtools.wizard.views import NamedUrlSessionWizardView
 
 from config.storage import private_storage
+from payments.cart import HouseholdCart, checkout_pending, household_cart, money
+from payments.forms import cart_initial
+from payments.guardian_views import (
+    cart_pay,
+    cart_posted_refusal,
+    checkout_shown,
+    to_stripe,
+)
+from payments.models import Checkout
+from payments.selectors import required_fees_unsettled
+from payments.services import household_waivers_apply
 from registration import selectors
 from registration.access import log_refusal
 from registration.throttle import client_ip
@@ -34,6 +46,7 @@ from registration.wizard_forms import (
     ChildForm,
     ContactsForm,
     EmergencyForm,
+    FeesForm,
     PreferencesForm,
     ReviewForm,
     StepForm,
@@ -64,6 +77,8 @@ TAIL_STEPS: list[tuple[str, type[StepForm]]] = [
     ("acknowledgements", AcknowledgementsForm),
     ("review", ReviewForm),
 ]
+# Before the review, for a household with fees it may pay now.
+FEES_STEP = "fees"
 # Fields that are never kept in a draft: the wizard's own, and uploads (kept as
 # proofs on the address request instead).
 NOT_KEPT = {"csrfmiddlewaretoken", "unchanged", "address-proofs", "address-remove_proofs"}
@@ -80,7 +95,8 @@ def _own_guardian(request: HttpRequest) -> Any:
 @method_decorator(login_required, name="dispatch")
 class RegistrationWizard(NamedUrlSessionWizardView):
     """guardians' contacts → preferences → address → emergency contacts → one step
-    per child → acknowledgements → review and sign."""
+    per child → acknowledgements → fees (when the household has fees to pay) →
+    review and sign."""
 
     form_list = HEAD_STEPS + TAIL_STEPS  # each household's children are added per request
     template_name = "registration/wizard/step.html"
@@ -112,9 +128,41 @@ class RegistrationWizard(NamedUrlSessionWizardView):
             steps: OrderedDict[str, type[StepForm]] = OrderedDict(HEAD_STEPS)
             for step in self.context.child_steps:
                 steps[step] = ChildForm
-            steps.update(TAIL_STEPS)
+            for step, form in TAIL_STEPS:
+                if step == "review" and self._fees_shown():
+                    steps[FEES_STEP] = FeesForm
+                steps[step] = form
             self._steps = steps
         return self._steps.copy()
+
+    @cached_property
+    def fee_cart(self) -> HouseholdCart:
+        # Waive first what a child eligible for free meals was charged since (the
+        # cart itself only reads); no query when no child is eligible.
+        household_waivers_apply(household=self.context.household, members=self.context.members)
+        return household_cart(
+            self.context.household,
+            campaign=self.registration.campaign,
+            members=self.context.members,
+        )
+
+    def _fees_shown(self) -> bool:
+        """The fee step is there while the household has fees to pay, once the
+        family went through it, and when Stripe sends the family back to it."""
+        if FEES_STEP in self.context.drafts:
+            return True
+        if (
+            self.request.method == "POST"
+            and self.kwargs.get("step") == "review"
+            and self.request.session.get(self._review_key())
+        ):
+            # Signing: the steps are those the family reviewed (the fee step, had it
+            # been there, would have a draft). A fee added since does not hold the
+            # signature up; ``registration_submit`` still checks required fees.
+            return False
+        if self.kwargs.get("step") == FEES_STEP and "checkout" in self.request.GET:
+            return True  # back from Stripe, even once nothing is left to pay
+        return bool(self.fee_cart.lines)
 
     def get_step_url(self, step: str) -> str:
         return reverse("registration_step", kwargs={"pk": self.registration.pk, "step": step})
@@ -126,13 +174,23 @@ class RegistrationWizard(NamedUrlSessionWizardView):
             if child is None:
                 raise Http404
             kwargs["child"] = child
+        if step == FEES_STEP:
+            kwargs["cart"] = self.fee_cart
         return kwargs
 
     def get_form_initial(self, step: str) -> dict[str, Any]:
         if step == "review":
             reviewed = self._reviewed()
             return {"content_sha256": reviewed["sha256"] if reviewed else ""}
+        if step == FEES_STEP and self.steps.current == FEES_STEP and self.request.method == "GET":
+            return self._fees_initial
         return {}
+
+    @cached_property
+    def _fees_initial(self) -> dict[str, Any]:
+        """The choices of a payment the family left unpaid: paying them again goes
+        back to the same Stripe page."""
+        return cart_initial(checkout_pending(self.context.household))
 
     # -- what the family reviewed ---------------------------------------------------
     # The review page keeps the content it showed in the session, with the drafts it
@@ -220,6 +278,9 @@ class RegistrationWizard(NamedUrlSessionWizardView):
             return redirect(self.get_step_url(self._first_unfinished()))
         self.storage.current_step = step
         form = self.get_form(step, data=request.POST, files=request.FILES)
+        if step == FEES_STEP:
+            assert isinstance(form, FeesForm)
+            return self._fees_post(form)
         unchanged = "unchanged" in request.POST and form.offers_unchanged
         if unchanged:
             form = self.get_form(step, data=MultiValueDict(form.data_from_initial()))
@@ -270,6 +331,70 @@ class RegistrationWizard(NamedUrlSessionWizardView):
                 unchanged=unchanged,
                 user=self.request.user,
             )
+
+    # -- fees -------------------------------------------------------------------------
+
+    def _fees_post(self, form: FeesForm) -> HttpResponse:
+        """Pay now: the cart to Stripe, and back to this step afterwards. Continue: on
+        to the review, unless the campaign wants its required fees paid first."""
+        request = self.request
+        household = self.context.household
+        if form.paying:
+            checkout = cart_pay(request, form, household, return_path=self.get_step_url(FEES_STEP))
+            return to_stripe(checkout) if checkout is not None else self.render(form)
+        cart_posted_refusal(request, form, self.fee_cart)  # another household's ids: 404
+        if not form.is_valid():
+            return self.render(form)
+        campaign = self.registration.campaign
+        if campaign.fees_before_submit:
+            due = required_fees_unsettled(household=household, campaign=campaign)
+            if due:
+                form.add_error(None, self._fees_first_message(sum(due.values())))
+                return self.render(form)
+        try:
+            registration_step_save(
+                registration=self.registration,
+                step=FEES_STEP,
+                data=form.draft_data(),
+                answers=form.answers(),
+                unchanged=False,
+                user=request.user,
+            )
+        except RegistrationClosed as refused:
+            messages.error(request, str(refused))
+            return redirect("registration_status", pk=self.registration.pk)
+        return redirect(self.get_step_url(self.get_next_step(FEES_STEP)))
+
+    @staticmethod
+    def _fees_first_message(due_cents: int) -> str:
+        return _(
+            "The required fees must be paid before you can continue: %(amount)s is still "
+            "due. A fee that was waived counts as paid."
+        ) % {"amount": money(due_cents)}
+
+    def _fees_context(self) -> dict[str, Any]:
+        """The payment Stripe sent the family back with (only this household's), and
+        whether the required fees come first."""
+        shown = None
+        reference = self.request.GET.get("checkout", "")
+        if reference:
+            checkout = (
+                Checkout.objects.filter(
+                    pk=int(reference) if reference.isdigit() else 0,
+                    household=self.context.household,
+                )
+                .prefetch_related("lines")
+                .first()
+            )
+            if checkout is None:
+                log_refusal(self.request, "checkout of another household in the wizard")
+                raise Http404
+            shown = checkout_shown(checkout, cancelled=self.request.GET.get("cancelled") == "1")
+        return {
+            "fee_checkout": shown,
+            "fees_required_first": self.registration.campaign.fees_before_submit
+            and self.fee_cart.required_due_cents > 0,
+        }
 
     # -- review and submit --------------------------------------------------------
 
@@ -332,6 +457,12 @@ class RegistrationWizard(NamedUrlSessionWizardView):
         if reviewed["invalid"]:
             messages.error(request, _("Please check this step again before signing."))
             return redirect(self.get_step_url(reviewed["invalid"]))
+        campaign = self.registration.campaign
+        if campaign.fees_before_submit and FEES_STEP in self.get_form_list():
+            due = required_fees_unsettled(household=self.context.household, campaign=campaign)
+            if due:
+                messages.error(request, self._fees_first_message(sum(due.values())))
+                return redirect(self.get_step_url(FEES_STEP))
         try:
             registration_submit(
                 registration=self.registration,
@@ -391,6 +522,8 @@ class RegistrationWizard(NamedUrlSessionWizardView):
             has_draft=self.steps.current in self.context.drafts,
             content=self._reviewed()["content"] if self.steps.current == "review" else None,
         )
+        if self.steps.current == FEES_STEP:
+            context.update(self._fees_context())
         return context
 
 

@@ -253,6 +253,130 @@ def _sis_export(world: World) -> dict[str, Any]:
     return {"pk": world.sis_export.pk}
 
 
+# Fees and payments: rows made the first time a URL needs them (the same ones for every
+# URL of a test). Daniel (the teacher) teaches Math 7, where hh-001's Mateo is.
+FINANCE_PAGE = answers(403, 403, 200, 200, 403, 403)
+FINANCE_ACTION = answers(403, 403, 302, 302, 403, 403)
+# Refunds and changes to the catalog: finance only (registrars read the pages).
+FINANCE_ONLY_PAGE = answers(403, 403, 403, 200, 403, 403)
+FINANCE_ONLY_ACTION = answers(403, 403, 403, 302, 403, 403)
+TRIP_PAGE = answers(403, 403, 200, 200, 200, 403)
+TEACHER_PAGE = answers(403, 403, 403, 403, 200, 403)
+TEACHER_ACTION = answers(403, 403, 403, 403, 302, 403)
+
+
+def _fee(world: World) -> dict[str, Any]:
+    from payments.models import Fee
+
+    fee, _ = Fee.objects.get_or_create(
+        kind=Fee.Kind.OPTIONAL, title="Yearbook", defaults={"amount_cents": 3500}
+    )
+    return {"pk": fee.pk}
+
+
+def _trip(world: World) -> dict[str, Any]:
+    import datetime
+
+    from payments.models import Fee
+    from registration.models import ClassSection
+
+    trip, _ = Fee.objects.get_or_create(
+        kind=Fee.Kind.FIELD_TRIP,
+        title="Science museum",
+        defaults={
+            "amount_cents": 1850,
+            "section": ClassSection.objects.get(sourced_id="cls-math-7"),
+            "event_date": world.campaign.closes_on,
+            "deadline": world.campaign.closes_on - datetime.timedelta(days=1),
+        },
+    )
+    return {"pk": trip.pk}
+
+
+def _paid_checkout(world: World) -> Any:
+    from django.utils import timezone
+
+    from payments.models import Checkout, CheckoutLine, Fee, Refund
+
+    checkout = Checkout.objects.filter(household=world.household).first()
+    if checkout is None:
+        checkout = Checkout.objects.create(
+            household=world.household,
+            created_by=world.guardian.user,
+            state=Checkout.State.PAID,
+            total_cents=3500,
+            expires_at=timezone.now(),
+            paid_at=timezone.now(),
+            stripe_payment_intent="pi_matrix",
+        )
+        line = CheckoutLine.objects.create(
+            checkout=checkout,
+            student=world.student,
+            fee=Fee.objects.get(pk=_fee(world)["pk"]),
+            amount_cents=3500,
+            description="Yearbook",
+        )
+        Refund.objects.create(
+            checkout=checkout, line=line, amount_cents=500, stripe_refund_id="re_matrix"
+        )
+    return checkout
+
+
+def _checkout(world: World) -> dict[str, Any]:
+    return {"pk": _paid_checkout(world).pk}
+
+
+def _checkout_line(world: World) -> dict[str, Any]:
+    checkout = _paid_checkout(world)
+    return {"pk": checkout.pk, "line_pk": checkout.lines.get().pk}
+
+
+def _refund(world: World) -> dict[str, Any]:
+    return {"pk": _paid_checkout(world).refunds.get().pk}
+
+
+def _household(world: World) -> dict[str, Any]:
+    return {"pk": world.household.pk}
+
+
+def _mismatch_item(world: World) -> Any:
+    """A reconciled payout with one charge the ledger lacks (hh-001's)."""
+    from django.utils import timezone
+
+    from finance.models import Payout, ReconciliationItem
+
+    payout, _ = Payout.objects.get_or_create(
+        stripe_payout_id="po_matrix",
+        defaults={
+            "stripe_status": "paid",
+            "amount_cents": 1800,
+            "stripe_created_at": timezone.now(),
+            "reconciled_at": timezone.now(),
+        },
+    )
+    item, _ = ReconciliationItem.objects.get_or_create(
+        key="txn_matrix",
+        defaults={
+            "payout": payout,
+            "kind": ReconciliationItem.Kind.STRIPE_ONLY,
+            "mismatch_kind": ReconciliationItem.Kind.STRIPE_ONLY,
+            "transaction_type": "charge",
+            "stripe_payment_intent": "pi_matrix_unknown",
+            "amount_cents": 1800,
+            "household": world.household,
+        },
+    )
+    return item
+
+
+def _payout(world: World) -> dict[str, Any]:
+    return {"pk": _mismatch_item(world).payout_id}
+
+
+def _mismatch(world: World) -> dict[str, Any]:
+    return {"pk": _mismatch_item(world).pk}
+
+
 MATRIX: dict[str, Entry] = {
     "staff_home": Entry("GET", ANY_STAFF_PAGE),
     "staff_guardians": Entry("GET", SCHOOL_QUEUE),
@@ -300,6 +424,36 @@ MATRIX: dict[str, Entry] = {
     "staff_registration_export": Entry("GET", REGISTRAR_PAGE),
     "staff_registration_export_download": Entry("GET", REGISTRAR_PAGE, _sis_export),
     "staff_reminders": Entry("GET", REGISTRAR_PAGE),
+    # Field trips: teachers of the class, and registrars and finance (read only).
+    "staff_field_trips": Entry("GET", TRIP_PAGE),
+    "staff_field_trip_create": Entry("GET", TEACHER_PAGE),
+    "staff_field_trip": Entry("GET", TRIP_PAGE, _trip),
+    "staff_field_trip_cancel": Entry("POST", TEACHER_ACTION, _trip),
+    # The fee catalog, meal eligibility, payments and refunds: finance and registrars.
+    "staff_fees": Entry("GET", FINANCE_PAGE),
+    "staff_fee_create": Entry("GET", FINANCE_PAGE, lambda world: {"kind": "optional"}),
+    "staff_fee_edit": Entry("GET", FINANCE_PAGE, _fee),
+    "staff_fee_deactivate": Entry("POST", FINANCE_ONLY_ACTION, _fee),
+    "staff_meal_eligibility": Entry("GET", FINANCE_PAGE),
+    "staff_payments": Entry("GET", FINANCE_PAGE),
+    "staff_payment": Entry("GET", FINANCE_PAGE, _checkout),
+    # An empty form: the page again with its errors, and nothing sent to Stripe.
+    "staff_payment_refund": Entry("POST", FINANCE_ONLY_PAGE, _checkout_line),
+    # A refund Stripe already has: nothing is sent, back to the payment.
+    "staff_payment_refund_send": Entry("POST", FINANCE_ONLY_ACTION, _refund),
+    "staff_household_payments": Entry("GET", FINANCE_PAGE, _household),
+    # Reconciliation and finance's reports: finance and registrars.
+    "staff_finance": Entry("GET", FINANCE_PAGE),
+    "staff_finance_payout": Entry("GET", FINANCE_PAGE, _payout),
+    "staff_finance_mismatches": Entry("GET", FINANCE_PAGE),
+    "staff_finance_mismatch": Entry("GET", FINANCE_PAGE, _mismatch),
+    "staff_finance_mismatch_explain": Entry(
+        "POST", FINANCE_ACTION, _mismatch, lambda world: {"note": "Paid at the office."}
+    ),
+    "staff_finance_collections": Entry("GET", FINANCE_PAGE),
+    "staff_finance_outstanding": Entry("GET", FINANCE_PAGE),
+    "staff_finance_refunds": Entry("GET", FINANCE_PAGE),
+    "staff_finance_summary": Entry("GET", FINANCE_PAGE),
 }
 
 

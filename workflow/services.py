@@ -109,6 +109,38 @@ def audit_record(
     )
 
 
+def audit_records_bulk(
+    *,
+    action: str,
+    objs: Sequence[Model],
+    actor: Any = None,
+    actor_label: str = "",
+    request: HttpRequest | None = None,
+    detail: dict[str, Any] | None = None,
+) -> list[AuditEvent]:
+    """``audit_record`` for each of ``objs`` (a page listing many children), in one
+    insert per batch: the same rows, each naming its record."""
+    if request is not None and actor is None and request.user.is_authenticated:
+        actor = request.user
+    ip_address = (client_ip(request) or None) if request is not None else None
+    return AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                action=action,
+                actor=actor,
+                actor_label=actor_label[:150],
+                object_type=obj._meta.label_lower,
+                object_id=str(obj.pk),
+                object_repr=str(obj)[:200],
+                ip_address=ip_address,
+                detail=detail or {},
+            )
+            for obj in objs
+        ],
+        batch_size=500,
+    )
+
+
 def transition_log(
     *,
     obj: Model,

@@ -43,6 +43,8 @@ def run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
             "ALLOWED_HOSTS",
             "DEBUG",
             "EMAIL_URL",
+            "STRIPE_SECRET_KEY",
+            "STRIPE_WEBHOOK_SECRET",
         }
     }
     clean["DJANGO_SETTINGS_MODULE"] = "config.settings"
@@ -115,17 +117,27 @@ def test_an_unknown_environment_is_refused():
     assert "DJANGO_ENV must be one of development, production" in result.stderr
 
 
+STRIPE = {
+    "STRIPE_SECRET_KEY": "sk_test_settings_only_not_a_real_key",
+    "STRIPE_WEBHOOK_SECRET": "whsec_settings_only_not_a_real_secret",
+}
+
+
 def test_production_passes_check_deploy_without_a_warning():
     result = run(
         ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         DJANGO_ENV="production",
         SECRET_KEY=SECRET,
         ALLOWED_HOSTS="registration.example.org",
+        **STRIPE,
     )
     assert result.returncode == 0, result.stderr + result.stdout
     assert "System check identified no issues (0 silenced)." in result.stdout
     values = settings_with(
-        DJANGO_ENV="production", SECRET_KEY=SECRET, ALLOWED_HOSTS="registration.example.org"
+        DJANGO_ENV="production",
+        SECRET_KEY=SECRET,
+        ALLOWED_HOSTS="registration.example.org",
+        **STRIPE,
     )
     assert values["debug"] is False
     assert values["ssl_redirect"] is True and values["session_secure"] is True

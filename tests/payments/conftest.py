@@ -26,6 +26,7 @@ WEBHOOK_SECRET = "whsec_test_only_for_the_payment_tests"
 @pytest.fixture
 def stripe_double(settings) -> Iterator[StripeDouble]:
     double = StripeDouble()
+    settings.STRIPE_MODE = "stripe"
     settings.STRIPE_API_BASE = double.base_url
     settings.STRIPE_SECRET_KEY = "sk_test_double"
     settings.STRIPE_TIMEOUT_SECONDS = 1.0

@@ -11,11 +11,18 @@ requests with an error status or to stall before answering (timeouts).
 It also builds what Stripe would then send: a completed or expired session, a
 refund, a ``charge.refunded`` charge, an event around any of them, and the
 ``Stripe-Signature`` header of a delivery.
+
+And it keeps a balance: tests plant balance transactions (a charge with Stripe's fee,
+a refund, a Stripe fee, an adjustment) and pay them out in a payout
+(``payout_plant``); the API then lists payouts (``created[gte]``) and the balance
+transactions of a payout (``payout=``, ``expand[]=data.source``) in Stripe's list
+shape, a page at a time (``limit``, ``starting_after``, ``has_more``), newest first.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import hmac
 import itertools
@@ -93,6 +100,11 @@ class State:
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     replays: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     trouble: list[Trouble] = field(default_factory=list)
+    # The balance: payouts newest last; each balance transaction with its source
+    # (``_source``) and the payout it went out in (``_payout``).
+    payouts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    balance_transactions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    paid_out: dict[str, list[str]] = field(default_factory=dict)  # payout id → its txn ids
 
 
 class StripeDouble:
@@ -235,6 +247,223 @@ class StripeDouble:
         )
         return json.dumps(event)
 
+    # -- the balance: balance transactions and payouts -------------------------------------
+
+    def _balance_transaction(
+        self,
+        *,
+        type_: str,
+        category: str,
+        amount: int,
+        fee: int,
+        source: dict[str, Any] | None,
+        description: str | None,
+        created: int | None,
+    ) -> dict[str, Any]:
+        transaction = dict(_shape("balance_transaction"))
+        transaction.update(
+            id=self._new_id("txn"),
+            type=type_,
+            reporting_category=category,
+            amount=amount,
+            fee=fee,
+            net=amount - fee,
+            fee_details=(
+                [
+                    {
+                        "amount": fee,
+                        "application": None,
+                        "currency": "usd",
+                        "description": "Stripe processing fees",
+                        "type": "stripe_fee",
+                    }
+                ]
+                if fee
+                else []
+            ),
+            created=int(time.time()) if created is None else created,
+            available_on=int(time.time()) if created is None else created,
+            description=description,
+            source=source["id"] if source else None,
+            _source=source,
+            _payout=None,
+        )
+        with self.lock:
+            self.state.balance_transactions[transaction["id"]] = transaction
+        return transaction
+
+    def charge_transaction(
+        self,
+        *,
+        payment_intent: str,
+        amount: int,
+        fee: int = 0,
+        metadata: dict[str, str] | None = None,
+        charge_id: str | None = None,
+        created: int | None = None,
+    ) -> dict[str, Any]:
+        """A payment's charge and its balance transaction (``fee``: Stripe's fee)."""
+        charge = dict(_shape("charge"))
+        charge.update(
+            id=charge_id or self._new_id("ch"),
+            amount=amount,
+            amount_captured=amount,
+            captured=True,
+            paid=True,
+            payment_intent=payment_intent,
+            metadata=metadata or {},
+            created=int(time.time()) if created is None else created,
+        )
+        return self._balance_transaction(
+            type_="charge",
+            category="charge",
+            amount=amount,
+            fee=fee,
+            source=charge,
+            description=None,
+            created=created,
+        )
+
+    def refund_transaction(
+        self,
+        *,
+        amount: int,
+        payment_intent: str,
+        charge: str = "",
+        refund_id: str | None = None,
+        created: int | None = None,
+    ) -> dict[str, Any]:
+        """A refund of ``amount`` cents and its (negative) balance transaction."""
+        refund = dict(_shape("refund"))
+        refund.update(
+            id=refund_id or self._new_id("re"),
+            amount=amount,
+            charge=charge or None,
+            payment_intent=payment_intent,
+            status="succeeded",
+            created=int(time.time()) if created is None else created,
+        )
+        return self._balance_transaction(
+            type_="refund",
+            category="refund",
+            amount=-amount,
+            fee=0,
+            source=refund,
+            description="REFUND FOR CHARGE",
+            created=created,
+        )
+
+    def fee_transaction(
+        self, *, amount: int, description: str = "Radar (2025-06)"
+    ) -> dict[str, Any]:
+        """A fee Stripe takes from the balance on its own (Radar, billing): ``amount``
+        cents out."""
+        return self._balance_transaction(
+            type_="stripe_fee",
+            category="fee",
+            amount=-amount,
+            fee=0,
+            source=None,
+            description=description,
+            created=None,
+        )
+
+    def adjustment_transaction(
+        self, *, amount: int, description: str, category: str = "other_adjustment"
+    ) -> dict[str, Any]:
+        """An adjustment of the balance (a dispute's withdrawal, a correction)."""
+        return self._balance_transaction(
+            type_="adjustment",
+            category=category,
+            amount=amount,
+            fee=0,
+            source=None,
+            description=description,
+            created=None,
+        )
+
+    def payout_plant(
+        self,
+        transactions: list[dict[str, Any]],
+        *,
+        status: str = "paid",
+        created: int | None = None,
+    ) -> dict[str, Any]:
+        """Pay ``transactions`` out to the bank in one automatic payout: its amount is
+        their net, and its own (negative) balance transaction joins them."""
+        with self.lock:
+            payout = dict(_shape("payout"))
+            amount = sum(t["net"] for t in transactions)
+            when = int(time.time()) if created is None else created
+            payout.update(
+                id=self._new_id("po"),
+                amount=amount,
+                created=when,
+                arrival_date=when + 2 * 86400,
+                status=status,
+                automatic=True,
+            )
+        own = self._balance_transaction(
+            type_="payout",
+            category="payout",
+            amount=-amount,
+            fee=0,
+            source=payout,
+            description="STRIPE PAYOUT",
+            created=when,
+        )
+        with self.lock:
+            payout["balance_transaction"] = own["id"]
+            ids = [t["id"] for t in transactions] + [own["id"]]
+            for transaction_id in ids:
+                self.state.balance_transactions[transaction_id]["_payout"] = payout["id"]
+            # Stripe lists the newest first.
+            ordered = sorted(
+                ids,
+                key=lambda i: self.state.balance_transactions[i]["created"],
+                reverse=True,
+            )
+            self.state.paid_out[payout["id"]] = ordered
+            self.state.payouts[payout["id"]] = payout
+            return dict(payout)
+
+    def balance_transactions_listed(self, payout_id: str, *, expand: bool) -> list[dict[str, Any]]:
+        """The balance transactions of a payout as the API lists them, newest first."""
+        with self.lock:
+            return [
+                _listed(self.state.balance_transactions[i], expand=expand)
+                for i in self.state.paid_out.get(payout_id, [])
+            ]
+
+    def _payouts_answer(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        payouts = sorted(
+            self.state.payouts.values(), key=lambda p: (p["created"], p["id"]), reverse=True
+        )
+        if "created[gte]" in query:
+            payouts = [p for p in payouts if p["created"] >= int(query["created[gte]"])]
+        if "created[lte]" in query:
+            payouts = [p for p in payouts if p["created"] <= int(query["created[lte]"])]
+        if query.get("status"):
+            payouts = [p for p in payouts if p["status"] == query["status"]]
+        return _page(payouts, query, url="/v1/payouts")
+
+    def _balance_transactions_answer(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        payout_id = query.get("payout")
+        if payout_id is not None and payout_id not in self.state.payouts:
+            return _error(404, "invalid_request_error", f"No such payout: '{payout_id}'")
+        transactions = self.state.balance_transactions
+        if payout_id is not None:
+            ordered = [transactions[i] for i in self.state.paid_out[payout_id]]
+        else:
+            ordered = sorted(transactions.values(), key=lambda t: t["created"], reverse=True)
+        expand = any(
+            key.startswith("expand[") and value == "data.source" for key, value in query.items()
+        )
+        status, page = _page(ordered, query, url="/v1/balance_transactions")
+        if status == 200:
+            page["data"] = [_listed(t, expand=expand) for t in page["data"]]
+        return status, page
+
     @staticmethod
     def public(obj: dict[str, Any]) -> dict[str, Any]:
         return {k: copy.deepcopy(v) for k, v in obj.items() if not k.startswith("_")}
@@ -261,6 +490,16 @@ class StripeDouble:
             charge = recorded.query.get("charge")
             data = [copy.deepcopy(r) for r in self.state.refunds.values() if r["charge"] == charge]
             return 200, {"object": "list", "data": data, "has_more": False, "url": "/v1/refunds"}
+        if method == "GET" and path == "/v1/payouts":
+            return self._payouts_answer(recorded.query)
+        match = re.fullmatch(r"/v1/payouts/([^/]+)", path)
+        if method == "GET" and match:
+            payout = self.state.payouts.get(match.group(1))
+            if payout is None:
+                return _error(404, "invalid_request_error", "No such payout")
+            return 200, dict(payout)
+        if method == "GET" and path == "/v1/balance_transactions":
+            return self._balance_transactions_answer(recorded.query)
         return _error(404, "invalid_request_error", f"Unrecognized request URL ({path})")
 
     def _session_create(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -316,6 +555,48 @@ class StripeDouble:
         )
         self.state.refunds[refund["id"]] = refund
         return 200, copy.deepcopy(refund)
+
+
+@functools.cache
+def _shape_of(name: str) -> dict[str, Any]:
+    return fixture(name)
+
+
+def _shape(name: str) -> dict[str, Any]:
+    """A fresh top level of a published object; its nested values are shared and
+    never changed (a long list is built quickly)."""
+    return dict(_shape_of(name))
+
+
+def _listed(transaction: dict[str, Any], *, expand: bool) -> dict[str, Any]:
+    listed = {k: v for k, v in transaction.items() if not k.startswith("_")}
+    if expand and transaction["_source"] is not None:
+        listed["source"] = transaction["_source"]
+    return listed
+
+
+def _page(
+    ordered: list[dict[str, Any]], query: dict[str, str], *, url: str
+) -> tuple[int, dict[str, Any]]:
+    """One page of a list, as Stripe pages it: ``limit`` (1 to 100, 10 by default)
+    items after ``starting_after``."""
+    limit = int(query.get("limit", 10))
+    if not 1 <= limit <= 100:
+        return _error(400, "invalid_request_error", "limit must be between 1 and 100")
+    start = 0
+    after = query.get("starting_after")
+    if after:
+        positions = [i for i, item in enumerate(ordered) if item["id"] == after]
+        if not positions:
+            return _error(400, "invalid_request_error", f"No such object: '{after}'")
+        start = positions[0] + 1
+    data = ordered[start : start + limit]
+    return 200, {
+        "object": "list",
+        "data": data,
+        "has_more": start + limit < len(ordered),
+        "url": url,
+    }
 
 
 def _error(status: int, kind: str, message: str) -> tuple[int, dict[str, Any]]:

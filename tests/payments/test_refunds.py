@@ -114,7 +114,13 @@ def test_a_refund_made_in_stripe_is_spread_over_the_lines(
     )
     refund = Refund.objects.get()
     assert (refund.origin, refund.state, refund.line) == ("stripe", "succeeded", None)
-    assert balance_cents(household=family.household) == 3000
+    # Lunch money given back is not owed again: an adjustment per lunch line.
+    assert sorted(
+        LedgerEntry.objects.filter(kind=LedgerEntry.Kind.ADJUSTMENT).values_list(
+            "student_id", "amount_cents"
+        )
+    ) == sorted([(family.sofia.pk, -2500), (family.mateo.pk, -500)])
+    assert balance_cents(household=family.household) == 0
 
 
 def test_a_failed_refund_writes_nothing(
@@ -171,7 +177,9 @@ def test_a_refund_before_its_payment_waits_for_it(client, open_checkout, stripe_
     open_checkout.refresh_from_db()
     assert open_checkout.state == Checkout.State.PAID
     assert sum(amount for *_ids, amount in refund_entries()) == 8350
-    assert balance_cents(household=family.household) == 8350
+    # The lunch money given back ($65.00) is not owed again; the trip, refunded in
+    # Stripe's dashboard without saying the family no longer owes it, is.
+    assert balance_cents(household=family.household) == 1850
     assert not StripeEvent.objects.filter(processed_at__isnull=True).exists()
     # Stripe delivers the early ones again: nothing changes.
     deliver(client, stripe_double.event("refund.updated", refund))

@@ -22,6 +22,9 @@ def test_a_student_sees_next_years_decision_read_only(campaign, client):
     assert "Next year (2027–28)" in html
     assert "Not decided yet" in html
     assert "<form" not in html.split('id="main"')[1].split("</main>")[0]
+    # The navigation offers only what a student may open.
+    assert reverse("student_home") in html
+    assert reverse("guardian_fees") not in html and reverse("guardian_home") not in html
 
 
 def test_a_student_reaches_no_registration_page(campaign, client):

@@ -236,9 +236,13 @@ class WizardWalk:
         *,
         unchanged: bool = False,
         follow: bool = True,
+        button: tuple[str, str] | None = None,
     ) -> Page:
-        """Post the page's step form with ``changes``; files go in ``changes`` too."""
-        response = self.client.post(
-            self.url(page.step), self.data(page, changes, unchanged=unchanged), follow=follow
-        )
+        """Post the page's step form with ``changes``; files go in ``changes`` too.
+        ``button``: the (name, value) of the submit button pressed, when it matters
+        (``("action", "pay")`` on the fee step)."""
+        data = self.data(page, changes, unchanged=unchanged)
+        if button is not None:
+            data[page.name(button[0])] = button[1]
+        response = self.client.post(self.url(page.step), data, follow=follow)
         return Page(response, self.prefix)

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from registration.management.commands.import_roster import format_report
 from registration.mfa import totp_enrol
-from registration.models import ContactPoint, Guardian, School, StaffProfile, User
+from registration.models import ClassSection, ContactPoint, Guardian, School, StaffProfile, User
 from registration.roster.synthetic import current_school_year, generate_district
 from registration.selectors import school_year_next
 from registration.services import guardian_account_create, roster_import, staff_account_create
@@ -103,6 +103,7 @@ class Command(BaseCommand):
         if campaign is not None:
             self.stdout.write("")
             self.stdout.write(self.campaign_line(campaign))
+        self.stdout.write(self.fees(campaign))
         self.stdout.write("")
         self.stdout.write(f"Demo sign-ins (password: {options['password']}):")
         for role, email, secret in sign_ins:
@@ -213,6 +214,68 @@ class Command(BaseCommand):
                 )
         campaign_open(campaign=campaign, actor=None)
         return campaign
+
+    def fees(self, campaign: Campaign | None) -> str:
+        """Something to pay on the demo's fees pages: a lunch account, an optional
+        yearbook for next year, and a field trip of a class of the demo guardian's
+        children. Each is added once (found again by its title)."""
+        from payments.models import Fee
+
+        today = timezone.localdate()
+        wanted: list[tuple[str, dict[str, Any]]] = [
+            (
+                "Lunch account",
+                {
+                    "kind": Fee.Kind.LUNCH_PREPAY,
+                    "description": "Money on your child's school lunch account.",
+                    "min_amount_cents": 500,
+                    "max_amount_cents": 20000,
+                    "waivable_for_free_meals": True,
+                    "gl_code": "5300-NUTRITION",
+                },
+            ),
+            (
+                "Yearbook",
+                {
+                    "kind": Fee.Kind.OPTIONAL,
+                    "description": "The school yearbook, handed out in June.",
+                    "amount_cents": 3500,
+                    "campaign": campaign,
+                    "gl_code": "4300-YEARBOOK",
+                },
+            ),
+        ]
+        guardian = self.demo_guardian("en")
+        section = (
+            ClassSection.objects.filter(enrollments__student__guardian_links__guardian=guardian)
+            .order_by("sourced_id")
+            .first()
+            if guardian is not None
+            else None
+        )
+        if section is not None:
+            wanted.append(
+                (
+                    "Science museum field trip",
+                    {
+                        "kind": Fee.Kind.FIELD_TRIP,
+                        "description": "Bus, entry and a guided visit.",
+                        "amount_cents": 1850,
+                        "section": section,
+                        "school": section.school,
+                        "event_date": today + datetime.timedelta(days=30),
+                        "deadline": today + datetime.timedelta(days=21),
+                        "gl_code": "4200-TRIPS",
+                    },
+                )
+            )
+        for title, values in wanted:
+            Fee.objects.get_or_create(title=title, defaults=values)
+        titles = ", ".join(title for title, _values in wanted)
+        return (
+            f"Fees to pay: {titles}. Without STRIPE_SECRET_KEY, paying opens the local TEST "
+            "checkout (no real money)."
+        )
 
     def campaign_line(self, campaign: Campaign) -> str:
         documents = ", ".join(
