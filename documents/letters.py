@@ -59,9 +59,14 @@ def _district() -> dict[str, str]:
     }
 
 
+def letter_language(letter: Letter) -> str:
+    """The language a letter is written in: the household's, when the product has it."""
+    return letter.language if letter.language in dict(settings.LANGUAGES) else "en"
+
+
 def letter_page_html(letter: Letter, *, today: datetime.date) -> str:
     """One letter's page, written in the letter's language."""
-    language = letter.language if letter.language in dict(settings.LANGUAGES) else "en"
+    language = letter_language(letter)
     with translation.override(language):
         return render_to_string(
             "documents/activation_letter_page.html",
@@ -79,5 +84,12 @@ def letters_pdf(letters: Sequence[Letter], *, today: datetime.date | None = None
     """All ``letters`` as one PDF, a page each, in the order given."""
     today = today or datetime.date.today()
     pages = [letter_page_html(letter, today=today) for letter in letters]
-    html = render_to_string("documents/activation_letters.html", {"pages": pages})
+    # The document's language: the letters' when they share one (a letter re-issued
+    # alone), else the district's (each page still says its own in the HTML).
+    languages = {letter_language(letter) for letter in letters}
+    document_language = languages.pop() if len(languages) == 1 else settings.LANGUAGE_CODE
+    html = render_to_string(
+        "documents/activation_letters.html",
+        {"pages": pages, "document_language": document_language},
+    )
     return pdf_from_html(html)

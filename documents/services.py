@@ -19,7 +19,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 from pypdf import PdfWriter
-from weasyprint import HTML
+from pypdf.generic import NameObject, TextStringObject
 
 from config.encryption import decrypt_text, encrypt_text
 from documents.letters import Letter, letters_pdf
@@ -90,6 +90,10 @@ def letter_run_join(
     for chunk in chunks:
         with chunk.pdf.open("rb") as handle:
             writer.append(handle)
+    # The joined file goes to the printer: pypdf keeps each chunk's pages but not its
+    # structure tree, so only the language is set again here (a letter re-issued alone
+    # is a tagged PDF of its own).
+    writer.root_object[NameObject("/Lang")] = TextStringObject(settings.LANGUAGE_CODE)
     with out.open("wb") as handle:
         writer.write(handle)
     pages = len(writer.pages)
@@ -263,9 +267,7 @@ def receipt_render(*, checkout: Checkout) -> Receipt:
                 "test_payment": local_stripe.is_local_payment(checkout.stripe_payment_intent),
             },
         )
-    pdf = HTML(string=html, base_url=str(settings.BASE_DIR / "static")).write_pdf(
-        pdf_variant="pdf/ua-1"
-    )
+    pdf = pdf_from_html(html)
     receipt = Receipt(checkout=checkout, sha256=hashlib.sha256(pdf).hexdigest(), language=language)
     receipt.pdf.save(f"receipt-{checkout.pk}.pdf", ContentFile(pdf), save=False)
     try:

@@ -21,8 +21,8 @@ from django.conf import settings
 from django.http import StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.utils import translation
-from weasyprint import HTML
 
+from documents.rendering import pdf_from_html
 from finance.models import MISMATCH_KINDS, Payout, ReconciliationItem
 from finance.selectors import Collected, Collections, GeneralLedgerLine, MonthSummary, Outstanding
 from payments.models import Refund
@@ -402,6 +402,4 @@ def month_report_pdf(summary: MonthSummary, *, prepared_by: str) -> bytes:
             "language": translation.get_language() or settings.LANGUAGE_CODE,
         },
     )
-    return HTML(string=html, base_url=str(settings.BASE_DIR / "static")).write_pdf(
-        pdf_variant="pdf/ua-1"
-    )
+    return pdf_from_html(html)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import io
 import stat
 
 import pytest
@@ -127,6 +128,37 @@ def test_the_letters_one_page_each_with_name_code_and_language(merge):
     assert "your own date of birth" in by_name["Zoë O'Brien"]
     assert "Mateo y Sofía" in by_name["José Ángel García"]
     assert "Bjørnstad" in by_name["Ingrid Bjørnstad"]
+    # The file for the printer says its language.
+    assert PdfReader(letters).trailer["/Root"]["/Lang"] == "en"
+
+
+def test_a_letter_alone_is_a_tagged_pdf_in_its_language(sample_district):
+    import datetime
+
+    from documents.letters import Letter, letters_pdf
+
+    def letter(name: str, language: str) -> Letter:
+        return Letter(
+            kind="guardian",
+            sourced_id=f"par-{name}",
+            name=name,
+            street1="1 Main St",
+            street2="",
+            city="Riverside",
+            state="CA",
+            postal_code="95201",
+            language=language,
+            code="ABCD-EFGH-JKMN-PQRS",
+            expires_on=datetime.date(2027, 2, 26),
+            children=["Sofía"],
+            household="hh-001",
+        )
+
+    alone = PdfReader(io.BytesIO(letters_pdf([letter("Ana", "es")]))).trailer["/Root"]
+    assert alone["/Lang"] == "es"
+    assert "/StructTreeRoot" in alone and alone["/MarkInfo"]["/Marked"]
+    mixed = PdfReader(io.BytesIO(letters_pdf([letter("Ana", "es"), letter("Bo", "en")])))
+    assert mixed.trailer["/Root"]["/Lang"] == "en"
 
 
 def test_chunks_are_rendered_by_tasks_with_sealed_payloads_and_removed_after(merge, monkeypatch):

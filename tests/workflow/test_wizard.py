@@ -321,7 +321,11 @@ def test_a_family_of_three_signs_and_gets_a_confirmation(
     pdf = confirmation.pdf.open("rb").read()
     assert pdf.startswith(b"%PDF")
     assert confirmation.sha256 == hashlib.sha256(pdf).hexdigest()
-    text = " ".join(sheet.extract_text() for sheet in PdfReader(io.BytesIO(pdf)).pages)
+    reader = PdfReader(io.BytesIO(pdf))
+    # Tagged PDF/UA in the confirmation's language, for screen readers.
+    assert reader.trailer["/Root"]["/Lang"] == confirmation.language
+    assert "/StructTreeRoot" in reader.trailer["/Root"]
+    text = " ".join(sheet.extract_text() for sheet in reader.pages)
     text = " ".join(text.split())  # table cells wrap
     assert JOSE in text
     assert "88 Orchard Lane" in text
