@@ -68,6 +68,16 @@ def browser_context(browser: Any, live_server: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def browser_page(browser_context: Any) -> Any:
-    """A tab in ``browser_context``."""
-    return browser_context.new_page()
+def browser_page(browser_context: Any) -> Iterator[Any]:
+    """A tab in ``browser_context``. The test fails if any page it opened broke the
+    Content Security Policy (an inline script or style, a resource from elsewhere)."""
+    page = browser_context.new_page()
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    yield page
+    assert refused == [], refused
