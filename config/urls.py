@@ -25,3 +25,5 @@ urlpatterns = [
     path("staff/", include("payments.staff_urls")),
     path("", include("registration.urls")),
 ]
+
+handler500 = "config.errors.server_error"

@@ -1,0 +1,50 @@
+"""What a person sees when something fails: a page in their language with an error
+id, never the error itself; the log has the same id with everything else.
+
+``ErrorIdMiddleware`` gives each unhandled exception an id and logs it there (Django
+logs the traceback too, on ``django.request``); ``server_error`` is the project's
+``handler500``. It renders ``500.html`` without context processors or the database
+(the database may be what failed).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, HttpResponseServerError
+from django.template.loader import render_to_string
+
+log = logging.getLogger("errors")
+
+
+def error_id_new() -> str:
+    """Short enough to read over the phone: 10 hexadecimal digits in two groups."""
+    raw = secrets.token_hex(5).upper()
+    return f"{raw[:5]}-{raw[5:]}"
+
+
+class ErrorIdMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> None:
+        error_id = error_id_new()
+        request.error_id = error_id  # type: ignore[attr-defined]
+        log.error(
+            "error %s: %s on %s %s",
+            error_id,
+            type(exception).__name__,
+            request.method,
+            request.path,
+            exc_info=exception,
+        )
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    error_id = getattr(request, "error_id", None) or error_id_new()
+    return HttpResponseServerError(render_to_string("500.html", {"error_id": error_id}))
