@@ -214,7 +214,11 @@ def run(*, quick: bool) -> list[dict[str, object]]:
         name="webhook",
         script=__file__,
         size=200 if quick else 2000,
-        env={"STRIPE_WEBHOOK_SECRET": "whsec_benchmark_only"},
+        # The figure is the processing, not the per-address limit of deliveries.
+        env={
+            "STRIPE_WEBHOOK_SECRET": "whsec_benchmark_only",
+            "STRIPE_WEBHOOK_PER_MINUTE": "10000000",
+        },
     )
 
 

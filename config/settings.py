@@ -205,6 +205,9 @@ ACTIVATION_LOCKOUT_FAILURES = 5
 ACTIVATION_LOCKOUT_MINUTES = 30
 # Attempts per IP address: (count, seconds) windows.
 ACTIVATION_IP_LIMITS = [(10, 60), (40, 3600)]
+# Webhook deliveries per sending address: Stripe's bursts fit well under it, a flood
+# of forged deliveries does not (429; Stripe retries whatever it was refused).
+STRIPE_WEBHOOK_IP_LIMITS = [(env.int("STRIPE_WEBHOOK_PER_MINUTE", default=1200), 60)]
 ACTIVATION_LETTER_CHUNK = env.int("ACTIVATION_LETTER_CHUNK", default=250)
 # Keys derived for separate purposes; set them explicitly to rotate SECRET_KEY alone.
 ACTIVATION_CODE_KEY = env.str("ACTIVATION_CODE_KEY", default="") or f"activation:{SECRET_KEY}"

@@ -255,3 +255,28 @@ def test_a_delivery_costs_a_few_queries_however_many_lines(
     with django_assert_max_num_queries(4):
         assert deliver(client, body).json()["outcome"] == "duplicate"
     assert LedgerEntry.objects.filter(kind=LedgerEntry.Kind.PAYMENT).count() == 6
+
+
+def test_a_flood_from_one_address_is_turned_away_and_changes_nothing(
+    client, open_checkout, stripe_double, settings, caplog
+):
+    settings.STRIPE_WEBHOOK_IP_LIMITS = [(3, 60)]
+    body = completed(stripe_double, open_checkout)
+    forged = [deliver(client, body, secret="whsec_forged") for _ in range(3)]
+    assert [response.status_code for response in forged] == [400, 400, 400]
+    with caplog.at_level(logging.WARNING, logger="security"):
+        turned_away = deliver(client, body)
+    assert turned_away.status_code == 429 and turned_away["Retry-After"] == "60"
+    assert "too many deliveries" in caplog.text
+    assert not StripeEvent.objects.exists()
+    assert Checkout.objects.get().state == Checkout.State.OPEN
+    # Another address (Stripe's next attempt comes from elsewhere, or later) is heard.
+    other = client.post(
+        reverse("stripe_webhook"),
+        data=body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=signature_header(body, "whsec_test_only_for_the_payment_tests"),
+        REMOTE_ADDR="203.0.113.9",
+    )
+    assert other.status_code == 200
+    assert Checkout.objects.get().state == Checkout.State.PAID
