@@ -42,6 +42,7 @@ class PayoutFilterForm(DateRangeForm):
 
     status = forms.ChoiceField(label=_("Reconciliation"), required=False, choices=STATUS_CHOICES)
     field_order = ["status", "since", "until"]
+    field_order = ["status", "since", "until"]
 
 
 class MismatchFilterForm(forms.Form):
@@ -85,6 +86,7 @@ class RefundFilterForm(DateRangeForm):
     STATE_CHOICES = [("", _("Every state")), *Refund.State.choices]
 
     state = forms.ChoiceField(label=_("State"), required=False, choices=STATE_CHOICES)
+    field_order = ["state", "since", "until"]
     field_order = ["state", "since", "until"]
 
 
