@@ -13,7 +13,8 @@ import logging
 import secrets
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse, HttpResponseServerError
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseServerError
 from django.template.loader import render_to_string
 
 log = logging.getLogger("errors")
@@ -33,6 +34,10 @@ class ErrorIdMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
+        if isinstance(exception, (Http404, PermissionDenied)):
+            # Answers, not failures: 404 and 403 pages, logged as refusals where they
+            # are raised (``registration.access``, ``config.security_log``).
+            return
         error_id = error_id_new()
         request.error_id = error_id  # type: ignore[attr-defined]
         log.error(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import path
 
 from config.urls import handler500
@@ -13,6 +14,19 @@ def fails(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("secret-internal-detail: column guardians.ssn does not exist")
 
 
-urlpatterns = [path("fails/", fails), *project_urlpatterns]
+def refuses(request: HttpRequest) -> HttpResponse:
+    raise PermissionDenied
+
+
+def not_there(request: HttpRequest) -> HttpResponse:
+    raise Http404
+
+
+urlpatterns = [
+    path("fails/", fails),
+    path("refuses/", refuses),
+    path("not-there/", not_there),
+    *project_urlpatterns,
+]
 
 __all__ = ["handler500", "urlpatterns"]

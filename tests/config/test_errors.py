@@ -28,6 +28,13 @@ def test_a_failure_shows_an_error_id_and_no_internals(db, caplog):
     assert record.exc_info is not None
 
 
+def test_a_refusal_is_an_answer_not_an_error(db, client, caplog):
+    with caplog.at_level(logging.ERROR, logger="errors"):
+        assert client.get("/refuses/").status_code == 403
+        assert client.get("/not-there/").status_code == 404
+    assert [r for r in caplog.records if r.name == "errors"] == []
+
+
 def test_a_page_that_is_not_there_is_a_page_of_the_product(db, client):
     response = client.get("/no-such-page/")
     assert response.status_code == 404
