@@ -6,10 +6,13 @@ PY := $(BIN)/python
 INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: gettext compiles translations; PostgreSQL's server runs the tests;
-# Playwright drives Debian's chromium in the browser tests (tests/browser).
-RUN_PACKAGES := gettext
-TEST_PACKAGES := gettext postgresql chromium
-STACK_PACKAGES := gettext postgresql redis-server
+# Playwright drives Debian's chromium in the browser tests (tests/browser); the fault
+# tests (tests/faults) start their own Redis. PDFs are set in DejaVu, with WenQuanYi
+# Micro Hei for Chinese.
+FONT_PACKAGES := fonts-dejavu-core fonts-wqy-microhei
+RUN_PACKAGES := gettext $(FONT_PACKAGES)
+TEST_PACKAGES := gettext postgresql redis-server chromium $(FONT_PACKAGES)
+STACK_PACKAGES := gettext postgresql redis-server $(FONT_PACKAGES)
 PYTEST_ARGS ?= -n 2 -q
 
 .PHONY: run test lint typecheck pytest pytest-postgres messages install bench bench-quick \
@@ -55,6 +58,7 @@ messages: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/bandit -c pyproject.toml -r . -ll -q
 
 typecheck: $(INSTALLED)
 	$(BIN)/mypy
@@ -68,10 +72,13 @@ pytest: $(INSTALLED) messages
 pytest-postgres: $(INSTALLED) messages
 	$(PY) tests/postgres_cluster.py $(PY) -m pytest $(PYTEST_ARGS)
 
+# bench/load.py runs the production-like stack of ops/stack.py: its packages first.
 bench: $(INSTALLED) messages
+	@$(MAKE) --no-print-directory .debian PACKAGES="$(STACK_PACKAGES)"
 	$(PY) bench/run.py
 
 bench-quick: $(INSTALLED) messages
+	@$(MAKE) --no-print-directory .debian PACKAGES="$(STACK_PACKAGES)"
 	$(PY) bench/run.py --quick
 
 # A production-like stack on 127.0.0.1 (PostgreSQL, Redis, gunicorn, Celery worker

@@ -162,6 +162,8 @@ def campaign_running(*, opened_days_ago: int, documents: bool) -> Any:
                 "body_en": f"The {key} text. " * 40,
                 "title_es": key.title(),
                 "body_es": f"El texto de {key}. " * 40,
+                "title_zh": key.title(),
+                "body_zh": f"{key} 的文本。" * 40,
             },
             required=required,
             position=position,

@@ -3,8 +3,8 @@
 With no variables at all the product runs as an embedded demo: SQLite under
 ``var/``, Celery tasks run in-process, email written to files under ``var/mail``,
 DEBUG on. ``DJANGO_ENV=production`` turns every secure setting on and refuses to
-start without ``SECRET_KEY`` and ``ALLOWED_HOSTS``. ``docs/architecture.md`` lists
-every variable.
+start without ``SECRET_KEY`` and ``ALLOWED_HOSTS``. ``docs/deploy.md`` lists every
+variable (a test fails when a variable read here is missing there).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _required_in_production(name: str) -> None:
     if PRODUCTION and not env.str(name, default=""):
         raise ImproperlyConfigured(
             f"{name} must be set when DJANGO_ENV=production. "
-            "See docs/architecture.md for every environment variable."
+            "See docs/deploy.md for every environment variable."
         )
 
 
@@ -49,6 +49,9 @@ if PRODUCTION and len(SECRET_KEY) < 50:
         "SECRET_KEY must be at least 50 characters long; generate one with "
         "`python -c 'import secrets; print(secrets.token_urlsafe(64))'`."
     )
+# Earlier keys, still accepted for signatures (sessions, password reset links) while
+# SECRET_KEY is rotated: see docs/deploy.md.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 DEBUG = env.bool("DEBUG", default=not PRODUCTION)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -80,6 +83,7 @@ INSTALLED_APPS = [
     "payments",
     "documents",
     "finance",
+    "outbox",
 ]
 
 MIDDLEWARE = [
@@ -92,6 +96,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "config.security_log.RefusalLogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -189,6 +194,8 @@ MFA_TOTP_TOLERANCE = 1
 # Sessions end after 30 idle minutes; every request starts the 30 minutes again.
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_SECONDS", default=30 * 60)
 SESSION_SAVE_EVERY_REQUEST = True
+# Sessions live in the database and cache a family's wizard answers: encrypted.
+SESSION_SERIALIZER = "config.encryption.EncryptedJSONSerializer"
 SESSION_EXPIRY_WARNING_SECONDS = 120
 
 # Account activation by code (see registration/activation.py).
@@ -211,7 +218,11 @@ STRIPE_WEBHOOK_IP_LIMITS = [(env.int("STRIPE_WEBHOOK_PER_MINUTE", default=1200),
 ACTIVATION_LETTER_CHUNK = env.int("ACTIVATION_LETTER_CHUNK", default=250)
 # Keys derived for separate purposes; set them explicitly to rotate SECRET_KEY alone.
 ACTIVATION_CODE_KEY = env.str("ACTIVATION_CODE_KEY", default="") or f"activation:{SECRET_KEY}"
-FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[]) or [f"fields:{SECRET_KEY}"]
+# Derived keys follow a SECRET_KEY rotation: the old key (in SECRET_KEY_FALLBACKS) still
+# decrypts until `reencrypt_fields` has run. Production should set its own keys.
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[]) or [
+    f"fields:{key}" for key in [SECRET_KEY, *SECRET_KEY_FALLBACKS]
+]
 
 # Stripe: payments/stripe_gateway.py is the only module that talks to it. Without
 # variables the keys are local test values (no real key is ever committed) and the
@@ -276,7 +287,7 @@ if STRIPE_WEBHOOK_SECRET and not STRIPE_WEBHOOK_SECRET.startswith("whsec_"):
     raise ImproperlyConfigured("STRIPE_WEBHOOK_SECRET must be a webhook signing secret (whsec_…).")
 
 LANGUAGE_CODE = "en"
-LANGUAGES = [("en", _("English")), ("es", _("Spanish"))]
+LANGUAGES = [("en", _("English")), ("es", _("Spanish")), ("zh-hans", _("Simplified Chinese"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="America/Los_Angeles")
 USE_I18N = True
@@ -337,6 +348,23 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD", default=50)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=600)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=540)
+# A task a worker took but never acknowledged (the worker died) goes to another
+# worker after this many seconds: longer than any task runs and than the longest
+# retry delay (600 s), or a slow task would run twice.
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+_LONGEST_TASK_WAIT = max(CELERY_TASK_TIME_LIMIT, 600)  # config.celery.ProductTask
+if PRODUCTION and CELERY_VISIBILITY_TIMEOUT <= _LONGEST_TASK_WAIT:
+    raise ImproperlyConfigured(
+        "CELERY_VISIBILITY_TIMEOUT must be longer than CELERY_TASK_TIME_LIMIT and 600 s."
+    )
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+# Tasks are acknowledged late: when the broker connection drops, the running ones are
+# given up (another worker runs them again) rather than finished without an ack.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The outbox (``outbox.services``): a task its web process could not publish after
+# the commit is published by ``outbox_dispatch`` after this many seconds.
+OUTBOX_GRACE_SECONDS = env.int("OUTBOX_GRACE_SECONDS", default=30)
 CELERY_TIMEZONE = TIME_ZONE
 # Retention (``python manage.py purge_expired``, daily in beat): proofs of residence
 # after their address change closed, wizard drafts after their campaign closed,
@@ -344,6 +372,8 @@ CELERY_TIMEZONE = TIME_ZONE
 RETENTION_PROOF_DAYS = env.int("RETENTION_PROOF_DAYS", default=30)
 RETENTION_DRAFT_DAYS = env.int("RETENTION_DRAFT_DAYS", default=90)
 RETENTION_CODE_DAYS = env.int("RETENTION_CODE_DAYS", default=30)
+# Outbox messages after they were dispatched, and the claims of emails sent once.
+RETENTION_OUTBOX_DAYS = env.int("RETENTION_OUTBOX_DAYS", default=7)
 
 # The staff dashboard is counted in the background; older counts are shown while a
 # new count runs. 0: count on every view (small districts, tests).
@@ -378,33 +408,43 @@ CELERY_BEAT_SCHEDULE = {
 
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
-# Security. Production turns on everything `check --deploy` asks for.
+# Security. Production, and any site whose SITE_URL is https, turns on everything
+# `check --deploy` asks for; each setting can still be changed by its variable.
+HTTPS = PRODUCTION or SITE_URL.startswith("https://")
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# No script of ours reads the CSRF cookie: forms carry the token in a hidden field.
+CSRF_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+# A failed CSRF check is logged (who, where; never the token) and explained.
+CSRF_FAILURE_VIEW = "config.security_log.csrf_failure"
 X_FRAME_OPTIONS = "DENY"
 # Where forms may send the browser besides this site (Stripe's hosted Checkout page).
 CSP_FORM_ACTION_EXTRA = env.list("CSP_FORM_ACTION_EXTRA", default=["https://checkout.stripe.com"])
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
-if PRODUCTION:
-    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-    # Load balancers probe /healthz over plain HTTP.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
-    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
-    if env.bool("BEHIND_TLS_PROXY", default=True):
-        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=HTTPS)
+# Load balancers probe /healthz over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=HTTPS)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=HTTPS)
+LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# TLS ends at the load balancer, which says so in X-Forwarded-Proto.
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=HTTPS)
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # How many load balancers in front of the web servers append to X-Forwarded-For: the
 # visitor's address (rate limits, logs) is read from there instead of the socket.
-TRUSTED_PROXY_HOPS = env.int(
-    "TRUSTED_PROXY_HOPS",
-    default=1 if PRODUCTION and env.bool("BEHIND_TLS_PROXY", default=True) else 0,
-)
+TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=1 if BEHIND_TLS_PROXY else 0)
+# django-allauth's rate limits (sign-in, password reset) read the address the same way;
+# otherwise every family behind the load balancer would share one address and one limit.
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_HOPS
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from config.views import healthz
+from registration import views as registration_views
 from workflow import audit_views, quality_views, reminder_views
 
 admin.site.site_header = f"{settings.DISTRICT_SHORT_NAME} administration"
@@ -13,7 +14,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
-    path("i18n/", include("django.conf.urls.i18n")),
+    path("i18n/setlang/", registration_views.language_set, name="set_language"),
     path("payments/", include("payments.urls")),
     path("staff/campaigns/", include("workflow.urls")),
     path("staff/addresses/", include("workflow.address_urls")),

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import translation
 
+from config.languages import language_or_default
 from documents.rendering import pdf_from_html
 
 
@@ -61,7 +62,7 @@ def _district() -> dict[str, str]:
 
 def letter_language(letter: Letter) -> str:
     """The language a letter is written in: the household's, when the product has it."""
-    return letter.language if letter.language in dict(settings.LANGUAGES) else "en"
+    return language_or_default(letter.language)
 
 
 def letter_page_html(letter: Letter, *, today: datetime.date) -> str:

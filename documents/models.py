@@ -26,12 +26,13 @@ class LetterRun(models.Model):
 
 
 class LetterChunk(models.Model):
-    """A slice of a run, rendered by one task. Its PDF is deleted once joined."""
+    """A slice of a run, rendered by one task. Its PDF is deleted once joined; until
+    then it holds activation codes in clear, so it is kept in the private storage."""
 
     run = models.ForeignKey(LetterRun, on_delete=models.CASCADE, related_name="chunks")
     index = models.PositiveIntegerField()
     letters = models.PositiveIntegerField()
-    pdf = models.FileField(upload_to="letter-chunks/", blank=True)
+    pdf = models.FileField(storage=private_storage_get, upload_to="letter-chunks/", blank=True)
     rendered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -22,10 +22,13 @@ from pypdf import PdfWriter
 from pypdf.generic import NameObject, TextStringObject
 
 from config.encryption import decrypt_text, encrypt_text
+from config.languages import language_or_default
 from documents.letters import Letter, letters_pdf
 from documents.models import Confirmation, LetterChunk, LetterRun, Receipt
 from documents.rendering import pdf_from_html
+from outbox.services import delivery_once
 from payments.models import Checkout
+from payments.money import money
 from registration.models import Guardian, User
 from registration.selectors import email_on_file, guardian_for
 from workflow.models import Submission
@@ -156,46 +159,48 @@ def _recipients(submission: Submission) -> list[tuple[Guardian, str]]:
 
 
 def confirmation_send(*, submission_id: int) -> bool:
-    """Render the confirmation if needed and email it to the household's guardians,
-    once: the first delivery to claim ``emailed_at`` sends; a failed send releases
-    the claim so that the retry sends."""
+    """Render the confirmation if needed and email it to each of the household's
+    guardians once, however often the task is delivered: each message is claimed
+    before it is sent (``outbox.services.delivery_once``), a failed send releases
+    its claim so that the retry sends it (and only it), and ``emailed_at`` says when
+    every message had gone. Returns whether this delivery sent anything."""
     from registration.services import guardian_language
 
     submission = Submission.objects.select_related("registration__campaign__school_year").get(
         pk=submission_id
     )
     confirmation = confirmation_render(submission=submission)
-    claimed = Confirmation.objects.filter(pk=confirmation.pk, emailed_at__isnull=True).update(
+    if confirmation.emailed_at is not None:
+        return False
+    with confirmation.pdf.open("rb") as handle:
+        pdf = handle.read()
+    sent = False
+    for guardian, email in _recipients(submission):
+        context = {
+            "guardian": guardian,
+            "submission": submission,
+            "year": submission.registration.campaign.school_year.label,
+            "home_url": settings.SITE_URL.rstrip("/") + "/home/",
+            "district": settings.DISTRICT_NAME,
+            "help_email": settings.DISTRICT_HELP_EMAIL,
+            "help_phone": settings.DISTRICT_HELP_PHONE,
+        }
+        with translation.override(guardian_language(guardian)):
+            subject = render_to_string("documents/email/confirmation_subject.txt", context)
+            body = render_to_string("documents/email/confirmation_message.txt", context)
+            filename = gettext("registration-%(year)s.pdf") % {"year": context["year"]}
+        message = EmailMessage(
+            " ".join(subject.split()), body, settings.DEFAULT_FROM_EMAIL, [email]
+        )
+        message.attach(filename, pdf, "application/pdf")
+        if delivery_once(
+            key=f"confirmation:{confirmation.pk}:guardian-{guardian.pk}", send=message.send
+        ):
+            sent = True
+    Confirmation.objects.filter(pk=confirmation.pk, emailed_at__isnull=True).update(
         emailed_at=timezone.now()
     )
-    if not claimed:
-        return False
-    try:
-        with confirmation.pdf.open("rb") as handle:
-            pdf = handle.read()
-        for guardian, email in _recipients(submission):
-            context = {
-                "guardian": guardian,
-                "submission": submission,
-                "year": submission.registration.campaign.school_year.label,
-                "home_url": settings.SITE_URL.rstrip("/") + "/home/",
-                "district": settings.DISTRICT_NAME,
-                "help_email": settings.DISTRICT_HELP_EMAIL,
-                "help_phone": settings.DISTRICT_HELP_PHONE,
-            }
-            with translation.override(guardian_language(guardian)):
-                subject = render_to_string("documents/email/confirmation_subject.txt", context)
-                body = render_to_string("documents/email/confirmation_message.txt", context)
-                filename = gettext("registration-%(year)s.pdf") % {"year": context["year"]}
-            message = EmailMessage(
-                " ".join(subject.split()), body, settings.DEFAULT_FROM_EMAIL, [email]
-            )
-            message.attach(filename, pdf, "application/pdf")
-            message.send()
-    except Exception:
-        Confirmation.objects.filter(pk=confirmation.pk).update(emailed_at=None)
-        raise
-    return True
+    return sent
 
 
 # -- payment receipts -----------------------------------------------------------------
@@ -210,12 +215,8 @@ def receipt_language(checkout: Checkout) -> str:
     """The language of a receipt and of its email: the paying guardian's choice
     (``Guardian.language``), else the household's, when the product speaks it,
     else the default."""
-    supported = dict(settings.LANGUAGES)
     guardian = guardian_for(checkout.created_by)
-    if guardian is not None and guardian.language in supported:
-        return guardian.language
-    language = checkout.household.language
-    return language if language in supported else settings.LANGUAGE_CODE
+    return language_or_default(guardian.language if guardian else None, checkout.household.language)
 
 
 def _payer_name(user: User) -> str:
@@ -229,7 +230,6 @@ def receipt_render(*, checkout: Checkout) -> Receipt:
     """The PDF receipt of a paid checkout (tagged PDF/UA, in ``receipt_language``),
     stored once: a second call, or a second delivery of the task, finds it."""
     from payments import local_stripe
-    from payments.services import _money  # the product's one way to write an amount
 
     existing = Receipt.objects.filter(checkout=checkout).first()
     if existing is not None:
@@ -257,12 +257,12 @@ def receipt_render(*, checkout: Checkout) -> Receipt:
                 "rows": [
                     {
                         "child": line.student.full_name,
-                        "fee": line.fee.title,
-                        "amount": _money(line.amount_cents),
+                        "fee": line.fee.title_in(language),
+                        "amount": money(line.amount_cents),
                     }
                     for line in lines
                 ],
-                "total": _money(checkout.total_cents),
+                "total": money(checkout.total_cents),
                 "payment_reference": checkout.stripe_payment_intent,
                 "test_payment": local_stripe.is_local_payment(checkout.stripe_payment_intent),
             },

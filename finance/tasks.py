@@ -9,14 +9,14 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from config.celery import TRANSIENT_ERRORS
 from finance.services import reconcile_payouts
 from payments.stripe_gateway import PaymentServiceUnavailable
 
 
 @shared_task(
-    acks_late=True,
     max_retries=5,
-    autoretry_for=(PaymentServiceUnavailable,),
+    autoretry_for=(PaymentServiceUnavailable, *TRANSIENT_ERRORS),
     retry_backoff=300,
 )
 def payouts_reconcile_task() -> int:

@@ -1,6 +1,7 @@
 """A production-like stack on 127.0.0.1, from installed binaries.
 
-    python ops/stack.py start     # PostgreSQL, Redis, gunicorn, a Celery worker and beat
+    python ops/stack.py start     # PostgreSQL, Redis, gunicorn, a Celery worker and beat,
+                                  # the outbox dispatcher
     python ops/stack.py stop      # stops them all (the data stays for the next start)
     python ops/stack.py status
     python ops/stack.py env       # the environment the stack's processes run with
@@ -15,6 +16,8 @@ The web server runs with DEBUG off and static files collected, the broker is a
 real Redis, e-mail goes to files under ``var/stack/mail``, payments use the local
 TEST checkout. Ports: ``STACK_WEB_PORT`` (8000), ``STACK_PG_PORT`` (54329),
 ``STACK_REDIS_PORT`` (63790); ``STACK_WEB_WORKERS`` (3) gunicorn workers.
+``STACK_DIR`` moves ``var/stack/`` elsewhere and ``STACK_SETTINGS_MODULE`` names
+another settings module: ``bench/load.py`` runs a second stack of its own that way.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STACK = ROOT / "var" / "stack"
+STACK = Path(os.environ.get("STACK_DIR") or ROOT / "var" / "stack")
 STATE = STACK / "state.json"
 BIN = Path(sys.executable).parent
 WEB_PORT = int(os.environ.get("STACK_WEB_PORT", "8000"))
@@ -68,7 +71,7 @@ def _state() -> dict[str, str]:
 def environment() -> dict[str, str]:
     state = _state()
     return {
-        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_SETTINGS_MODULE": os.environ.get("STACK_SETTINGS_MODULE", "config.settings"),
         "DEBUG": "false",
         "SECRET_KEY": state["secret_key"],
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -260,6 +263,8 @@ def start() -> None:
         env,
     )
     _daemon("celery-worker", [str(BIN / "celery"), "-A", "config", "worker", "-l", "info"], env)
+    # Publishes the tasks a web process could not hand to Redis (outbox.services).
+    _daemon("outbox-dispatch", [python, "manage.py", "outbox_dispatch"], env)
     _daemon(
         "celery-beat",
         [
@@ -296,7 +301,7 @@ def _stop_daemon(name: str, seconds: float = 20) -> None:
 
 
 def stop() -> None:
-    for name in ("celery-beat", "celery-worker", "gunicorn"):
+    for name in ("celery-beat", "outbox-dispatch", "celery-worker", "gunicorn"):
         _stop_daemon(name)
     redis_cli = shutil.which("redis-cli")
     if redis_cli and _port_open(REDIS_PORT):
@@ -326,9 +331,10 @@ def status() -> int:
         ("gunicorn", _port_open(WEB_PORT)),
         ("Celery worker", _alive(STACK / "celery-worker.pid")),
         ("Celery beat", _alive(STACK / "celery-beat.pid")),
+        ("outbox dispatch", _alive(STACK / "outbox-dispatch.pid")),
     ]
     for name, up in rows:
-        print(f"{name:14} {'up' if up else 'down'}")
+        print(f"{name:16} {'up' if up else 'down'}")
     return 0 if all(up for _name, up in rows) else 1
 
 

@@ -22,6 +22,7 @@ from django.db.models import Prefetch, Q, Sum
 from django.utils import timezone
 
 from payments.models import Checkout, CheckoutLine, Fee, LedgerEntry
+from payments.money import money
 from payments.selectors import SETTLING, fee_applies_to, sections_of_students
 from registration.models import ClassEnrollment, Household, HouseholdStudent, Student
 
@@ -34,13 +35,6 @@ KIND_ORDER: dict[str, int] = {
 }
 # Sentinel: the running campaign, looked up here.
 RUNNING: Any = object()
-
-
-def money(cents: int) -> str:
-    """An amount as families read it: $1,234.50."""
-    sign = "-" if cents < 0 else ""
-    cents = abs(cents)
-    return f"{sign}${cents // 100:,}.{cents % 100:02d}"
 
 
 def line_key(student_id: int, fee_id: int) -> str:

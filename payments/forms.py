@@ -15,8 +15,9 @@ from django import forms
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
-from payments.cart import CartLine, ChildCart, HouseholdCart, money
+from payments.cart import CartLine, ChildCart, HouseholdCart
 from payments.models import Fee
+from payments.money import money
 
 LINES = "line"
 LUNCH = "lunch-"
@@ -91,7 +92,8 @@ class CartFields(forms.Form):
                 label=_("Fees to pay"),
                 required=False,
                 choices=[
-                    (line.key, f"{line.fee.title} – {line.student.full_name}") for line in fixed
+                    (line.key, f"{line.fee.family_title} – {line.student.full_name}")
+                    for line in fixed
                 ],
             )
         for line in self.cart.lines:
@@ -99,7 +101,7 @@ class CartFields(forms.Form):
                 continue
             self.fields[LUNCH + line.key] = lunch = MoneyField(
                 label=_("%(fee)s for %(name)s (amount in dollars)")
-                % {"fee": line.fee.title, "name": line.student.given_name},
+                % {"fee": line.fee.family_title, "name": line.student.given_name},
                 required=False,
                 help_text=_("From %(low)s to %(high)s. Leave it empty to add nothing.")
                 % {"low": line.min_display, "high": line.due_display},

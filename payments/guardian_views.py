@@ -23,10 +23,10 @@ from payments.cart import (
     checkout_pending,
     checkouts_paid,
     household_cart,
-    money,
 )
 from payments.forms import LINES, CartFields, CartForm, LineChoiceField, cart_initial
 from payments.models import Checkout, CheckoutLine
+from payments.money import money
 from payments.services import CheckoutRefused, checkout_create, household_waivers_apply
 from registration import selectors
 from registration.access import log_refusal, refuse

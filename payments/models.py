@@ -13,9 +13,11 @@ from typing import Any, NoReturn
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+from config.languages import text_in
 
 CURRENCY = "usd"
 
@@ -40,6 +42,11 @@ class Fee(models.Model):
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     title = models.CharField(_("title"), max_length=200)
     description = models.TextField(_("description"), blank=True)
+    # What families who read Spanish or Chinese see; blank: the English above.
+    title_es = models.CharField(_("title in Spanish"), max_length=200, blank=True)
+    title_zh = models.CharField(_("title in Simplified Chinese"), max_length=200, blank=True)
+    description_es = models.TextField(_("description in Spanish"), blank=True)
+    description_zh = models.TextField(_("description in Simplified Chinese"), blank=True)
     amount_cents = models.PositiveIntegerField(
         _("amount (cents)"), null=True, blank=True, help_text=_("Every kind but lunch.")
     )
@@ -129,6 +136,18 @@ class Fee(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def title_in(self, language: str | None) -> str:
+        return text_in(self, "title", language, english=self.title)
+
+    @property
+    def family_title(self) -> str:
+        """The title as the family reading the page (the active language) sees it."""
+        return self.title_in(translation.get_language())
+
+    @property
+    def family_description(self) -> str:
+        return text_in(self, "description", translation.get_language(), english=self.description)
 
     @property
     def is_lunch(self) -> bool:

@@ -26,7 +26,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
-from config.after_commit import delay_after_commit
+from outbox.services import task_enqueue
 from payments import stripe_gateway
 from payments.models import (
     CURRENCY,
@@ -36,6 +36,7 @@ from payments.models import (
     LedgerEntry,
     Refund,
 )
+from payments.money import money
 from payments.selectors import (
     FIXED_FEE_SETTLING_KINDS,
     children_paid_for,
@@ -81,10 +82,6 @@ class CheckoutRefused(Exception):
 
 class RefundRefused(CheckoutRefused):
     """The refund cannot be made as asked; ``message`` says why, for finance."""
-
-
-def _money(cents: int) -> str:
-    return f"${cents // 100:,}.{cents % 100:02d}"
 
 
 # -- the ledger ------------------------------------------------------------------------
@@ -338,10 +335,14 @@ class FeeRefused(CheckoutRefused):
     """The catalog cannot change as asked; ``message`` says why, for staff."""
 
 
-# What finance may change on a fee; a field trip's teacher owns the rest of it.
+# A fee's title and description for families who read Spanish or Chinese.
+TRANSLATED_TEXTS = ("title_es", "title_zh", "description_es", "description_zh")
+# What finance may change on a fee; a field trip's teacher owns the rest of it (finance
+# may add the translations of its title).
 FEE_EDITABLE = (
     "title",
     "description",
+    *TRANSLATED_TEXTS,
     "amount_cents",
     "min_amount_cents",
     "max_amount_cents",
@@ -351,7 +352,7 @@ FEE_EDITABLE = (
     "waivable_for_free_meals",
     "deadline",
 )
-FIELD_TRIP_EDITABLE = ("gl_code",)
+FIELD_TRIP_EDITABLE = ("gl_code", *TRANSLATED_TEXTS)
 
 
 def _audit_value(value: Any) -> Any:
@@ -369,6 +370,10 @@ def fee_create(
     gl_code: str,
     actor: Any,
     description: str = "",
+    title_es: str = "",
+    title_zh: str = "",
+    description_es: str = "",
+    description_zh: str = "",
     amount_cents: int | None = None,
     min_amount_cents: int | None = None,
     max_amount_cents: int | None = None,
@@ -387,6 +392,10 @@ def fee_create(
             kind=kind,
             title=title,
             description=description,
+            title_es=title_es,
+            title_zh=title_zh,
+            description_es=description_es,
+            description_zh=description_zh,
             amount_cents=amount_cents,
             min_amount_cents=min_amount_cents,
             max_amount_cents=max_amount_cents,
@@ -435,7 +444,7 @@ def fee_update(*, fee: Fee, changes: dict[str, Any], actor: Any) -> tuple[Fee, W
                     "cannot change. Create a new fee with the new amount and deactivate "
                     "this one."
                 )
-                % {"amount": _money(locked.amount_cents or 0)}
+                % {"amount": money(locked.amount_cents or 0)}
             )
         before = {name: _audit_value(getattr(locked, name)) for name in changed}
         for name, value in changed.items():
@@ -474,6 +483,10 @@ def field_trip_create(
     actor: Any,
     description: str = "",
     waivable_for_free_meals: bool = True,
+    title_es: str = "",
+    title_zh: str = "",
+    description_es: str = "",
+    description_zh: str = "",
 ) -> TripCreated:
     """A teacher's field trip for one of their classes: the fee, an assessment for
     every enabled child enrolled in the class (to the child's primary household),
@@ -498,6 +511,10 @@ def field_trip_create(
             kind=Fee.Kind.FIELD_TRIP,
             title=title,
             description=description,
+            title_es=title_es,
+            title_zh=title_zh,
+            description_es=description_es,
+            description_zh=description_zh,
             amount_cents=amount_cents,
             section=section,
             event_date=event_date,
@@ -671,7 +688,7 @@ def _lines_priced(
         if not fee_applies_to(fee, student, sections.get(student.pk, set())):
             raise CheckoutRefused(
                 gettext("“%(fee)s” cannot be paid for %(child)s.")
-                % {"fee": fee.title, "child": student.full_name}
+                % {"fee": fee.family_title, "child": student.full_name}
             )
         already = settled[(student.pk, fee.pk)]
         if fee.is_lunch:
@@ -685,8 +702,8 @@ def _lines_priced(
                 raise CheckoutRefused(
                     gettext("Please choose a lunch amount from %(low)s to %(high)s for %(child)s.")
                     % {
-                        "low": _money(fee.min_amount_cents),
-                        "high": _money(max(highest, 0)),
+                        "low": money(fee.min_amount_cents),
+                        "high": money(max(highest, 0)),
                         "child": student.full_name,
                     }
                 )
@@ -697,19 +714,19 @@ def _lines_priced(
             if amount <= 0:
                 raise CheckoutRefused(
                     gettext("“%(fee)s” is already paid for %(child)s.")
-                    % {"fee": fee.title, "child": student.full_name}
+                    % {"fee": fee.family_title, "child": student.full_name}
                 )
             if chosen is not None and chosen != amount:
                 raise CheckoutRefused(
                     gettext("The amount of “%(fee)s” has changed; please review your cart.")
-                    % {"fee": fee.title}
+                    % {"fee": fee.family_title}
                 )
         priced.append(
             PricedLine(
                 student=student,
                 fee=fee,
                 amount_cents=amount,
-                description=f"{fee.title} – {student.full_name}"[:300],
+                description=f"{fee.family_title} – {student.full_name}"[:300],
             )
         )
     return priced
@@ -865,7 +882,7 @@ def _checkout_prepare(
             source="",
             target=checkout.state,
             actor=user,
-            note=_money(total),
+            note=money(total),
         )
     return checkout, []
 
@@ -965,7 +982,7 @@ def checkout_pay(
                 )
             )
         LedgerEntry.objects.bulk_create(entries)
-        delay_after_commit(checkout_receipt_send_task, locked.pk)
+        task_enqueue(checkout_receipt_send_task, locked.pk)
     return True
 
 
@@ -1020,25 +1037,25 @@ def checkout_receipt_send(*, checkout_id: int) -> bool:
     try:
         with receipt.pdf.open("rb") as handle:
             pdf = handle.read()
-        context = {
-            "name": guardian.full_name if guardian is not None else payer.get_full_name(),
-            "number": receipt_number(checkout),
-            "lines": [
-                {"description": line.description, "amount": _money(line.amount_cents)}
-                for line in checkout.lines.order_by("pk")
-            ],
-            "total": _money(checkout.total_cents),
-            "reference": checkout.reference,
-            "receipt_url": settings.SITE_URL.rstrip("/")
-            + reverse("receipt_download", args=[checkout.pk]),
-            "district": settings.DISTRICT_NAME,
-            "help_email": settings.DISTRICT_HELP_EMAIL,
-            "help_phone": settings.DISTRICT_HELP_PHONE,
-            "test_payment": local_stripe.is_local_payment(checkout.stripe_payment_intent),
-        }
         # The email in the language of its PDF: the paying guardian's, else the
-        # household's (``documents.services.receipt_language``).
+        # household's (``documents.services.receipt_language``); amounts written for it.
         with translation.override(receipt.language):
+            context = {
+                "name": guardian.full_name if guardian is not None else payer.get_full_name(),
+                "number": receipt_number(checkout),
+                "lines": [
+                    {"description": line.description, "amount": money(line.amount_cents)}
+                    for line in checkout.lines.order_by("pk")
+                ],
+                "total": money(checkout.total_cents),
+                "reference": checkout.reference,
+                "receipt_url": settings.SITE_URL.rstrip("/")
+                + reverse("receipt_download", args=[checkout.pk]),
+                "district": settings.DISTRICT_NAME,
+                "help_email": settings.DISTRICT_HELP_EMAIL,
+                "help_phone": settings.DISTRICT_HELP_PHONE,
+                "test_payment": local_stripe.is_local_payment(checkout.stripe_payment_intent),
+            }
             subject = render_to_string("documents/email/receipt_subject.txt", context)
             body = render_to_string("documents/email/receipt_message.txt", context)
             filename = gettext("receipt-%(number)s.pdf") % {"number": context["number"]}
@@ -1080,7 +1097,7 @@ class RefundAlreadyRequested(RefundRefused):
                 "This refund of %(amount)s was already asked for; it was not asked for "
                 "a second time."
             )
-            % {"amount": _money(refund.amount_cents)}
+            % {"amount": money(refund.amount_cents)}
         )
         self.refund = refund
 
@@ -1120,7 +1137,7 @@ def refund_request(
         if not 0 < amount_cents <= line.amount_cents - given_back - pending:
             raise RefundRefused(
                 gettext("At most %(amount)s of this fee can still be refunded.")
-                % {"amount": _money(max(line.amount_cents - given_back - pending, 0))}
+                % {"amount": money(max(line.amount_cents - given_back - pending, 0))}
             )
         try:
             with transaction.atomic():

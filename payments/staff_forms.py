@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from payments.models import Checkout, Fee
+from payments.money import money
 from registration.models import ClassSection, School
 from workflow.models import Campaign
 
@@ -29,10 +30,6 @@ GL_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]*$")
 def dollars_text(cents: int) -> str:
     """Cents as they are typed back into a form: 1850 → "18.50"."""
     return f"{cents // 100}.{cents % 100:02d}"
-
-
-def dollars_shown(cents: int) -> str:
-    return f"${cents // 100:,}.{cents % 100:02d}"
 
 
 class DollarsField(forms.Field):
@@ -83,7 +80,7 @@ class DollarsField(forms.Field):
             raise forms.ValidationError(
                 self.error_messages["max_amount"],
                 code="max_amount",
-                params={"limit": dollars_shown(self.max_cents)},
+                params={"limit": money(self.max_cents)},
             )
         return cents
 
@@ -101,8 +98,44 @@ class ClassChoiceField(forms.ModelChoiceField):
 # -- field trips ------------------------------------------------------------------------
 
 
-class FieldTripForm(forms.Form):
+class TranslatedTextsForm(forms.Form):
+    """A fee's title and description for families who read Spanish or Chinese; left
+    blank, they see the English ones. Shown after the English title and description."""
+
+    title_es = forms.CharField(
+        label=_("Title in Spanish"),
+        max_length=200,
+        required=False,
+        help_text=_("Blank: families who read Spanish see the English title."),
+        widget=forms.TextInput(attrs={"lang": "es"}),
+    )
+    title_zh = forms.CharField(
+        label=_("Title in Simplified Chinese"),
+        max_length=200,
+        required=False,
+        help_text=_("Blank: families who read Chinese see the English title."),
+        widget=forms.TextInput(attrs={"lang": "zh-Hans"}),
+    )
+    description_es = forms.CharField(
+        label=_("Description in Spanish"),
+        max_length=2000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "lang": "es"}),
+    )
+    description_zh = forms.CharField(
+        label=_("Description in Simplified Chinese"),
+        max_length=2000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "lang": "zh-Hans"}),
+    )
+
+    field_order = ["title", "title_es", "title_zh", "description", "description_es"]
+
+
+class FieldTripForm(TranslatedTextsForm):
     """A teacher's trip for one of the classes they teach."""
+
+    field_order = ["section", *TranslatedTextsForm.field_order]
 
     section = ClassChoiceField(
         label=_("Class"),
@@ -212,7 +245,7 @@ class CampaignChoiceField(forms.ModelChoiceField):
         return str(obj)
 
 
-class FeeForm(forms.Form):
+class FeeForm(TranslatedTextsForm):
     """A lunch prepayment, an optional item or a required fee: only the fields of its
     kind. A field trip's teacher owns the trip; finance sets its GL code only."""
 
@@ -289,6 +322,7 @@ class FeeForm(forms.Form):
         Fee.Kind.LUNCH_PREPAY: (
             "title",
             "description",
+            *TranslatedTextsForm.declared_fields,
             "min_amount",
             "max_amount",
             "campaign",
@@ -299,6 +333,7 @@ class FeeForm(forms.Form):
         Fee.Kind.OPTIONAL: (
             "title",
             "description",
+            *TranslatedTextsForm.declared_fields,
             "amount",
             "campaign",
             "school",
@@ -309,6 +344,7 @@ class FeeForm(forms.Form):
         Fee.Kind.REQUIRED: (
             "title",
             "description",
+            *TranslatedTextsForm.declared_fields,
             "amount",
             "campaign",
             "school",
@@ -316,7 +352,7 @@ class FeeForm(forms.Form):
             "waivable_for_free_meals",
             "deadline",
         ),
-        Fee.Kind.FIELD_TRIP: ("gl_code",),
+        Fee.Kind.FIELD_TRIP: ("gl_code", *TranslatedTextsForm.declared_fields),
     }
     # Form field → model field.
     MODEL_FIELDS = {
@@ -554,7 +590,7 @@ class RefundForm(forms.Form):
             raise forms.ValidationError(
                 _("At most %(amount)s of this line can still be refunded."),
                 code="too_much",
-                params={"amount": dollars_shown(self.room_cents)},
+                params={"amount": money(self.room_cents)},
             )
         return amount
 

@@ -36,7 +36,9 @@ from payments.eligibility import (
     meal_eligibility_import,
 )
 from payments.models import Checkout, CheckoutLine, Fee, Refund
+from payments.money import money
 from payments.services import (
+    TRANSLATED_TEXTS,
     FeeRefused,
     RefundAlreadyRequested,
     RefundRefused,
@@ -56,7 +58,6 @@ from payments.staff_forms import (
     FieldTripForm,
     PaymentFilterForm,
     RefundForm,
-    dollars_shown,
 )
 from payments.stripe_gateway import PaymentServiceError, PaymentServiceRefused
 from registration.access import REGISTRAR, log_refusal, refuse, staff_required
@@ -150,7 +151,7 @@ def _trip_created_message(created: Any) -> str:
         % {
             "title": fee.title,
             "count": created.assessed,
-            "amount": dollars_shown(fee.amount_cents or 0),
+            "amount": money(fee.amount_cents or 0),
         }
     ]
     if created.without_household:
@@ -185,6 +186,7 @@ def field_trip_new(request: HttpRequest) -> HttpResponse:
                     deadline=data["deadline"],
                     waivable_for_free_meals=data["waivable_for_free_meals"],
                     actor=request.user,
+                    **{name: data[name] for name in TRANSLATED_TEXTS},
                 )
             except FeeRefused as refused:
                 form.add_error(None, refused.message)
@@ -454,7 +456,7 @@ def meal_eligibility(request: HttpRequest) -> HttpResponse:
                         "rows": result.rows,
                         "changed": result.changed,
                         "waivers": result.waived.waivers,
-                        "amount": dollars_shown(result.waived.waived_cents),
+                        "amount": money(result.waived.waived_cents),
                     },
                 )
                 return redirect("staff_meal_eligibility")
@@ -641,7 +643,7 @@ def payment_refund(request: HttpRequest, pk: int, line_pk: int) -> HttpResponse:
                 "send it again from the list of refunds below rather than asking for "
                 "it a second time."
             )
-            % {"amount": dollars_shown(amount)},
+            % {"amount": money(amount)},
         )
         return _payment_page(request, _checkout_or_404(request, pk), bound=(line.pk, form))
     audit_record(
@@ -661,7 +663,7 @@ def payment_refund(request: HttpRequest, pk: int, line_pk: int) -> HttpResponse:
             "The refund of %(amount)s was sent to Stripe. The ledger entry is written "
             "when Stripe confirms it."
         )
-        % {"amount": dollars_shown(amount)},
+        % {"amount": money(amount)},
     )
     return redirect("staff_payment", pk=checkout.pk)
 
@@ -674,7 +676,7 @@ def _refund_repeated(request: HttpRequest, refund: Refund) -> HttpResponse:
             "This refund of %(amount)s was already asked for (%(state)s); it was not "
             "asked for a second time."
         )
-        % {"amount": dollars_shown(refund.amount_cents), "state": refund.get_state_display()},
+        % {"amount": money(refund.amount_cents), "state": refund.get_state_display()},
     )
     return redirect("staff_payment", pk=refund.checkout_id)
 

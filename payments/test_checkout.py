@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods
 
 from payments import local_stripe
 from payments.models import Checkout
-from payments.services import _money
+from payments.money import money
 from registration import selectors
 from registration.access import log_refusal
 
@@ -86,8 +86,8 @@ def test_checkout(request: HttpRequest, session_id: str) -> HttpResponse:
     rows = [
         {
             "child": line.student.full_name,
-            "fee": line.fee.title,
-            "amount": _money(line.amount_cents),
+            "fee": line.fee.family_title,
+            "amount": money(line.amount_cents),
         }
         for line in lines
     ]
@@ -97,7 +97,7 @@ def test_checkout(request: HttpRequest, session_id: str) -> HttpResponse:
         {
             "checkout": checkout,
             "rows": rows,
-            "total": _money(checkout.total_cents),
+            "total": money(checkout.total_cents),
             "form": form,
             "open": is_open and not expired,
             "expired": ended,

@@ -30,6 +30,7 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         "stripe-webhook", ip_address or "unknown", settings.STRIPE_WEBHOOK_IP_LIMITS
     ):
         security_log.warning("refused: Stripe webhook, too many deliveries; ip %s", ip_address)
+        request.refusal_logged = True  # type: ignore[attr-defined]  # logged once, here
         response = HttpResponse(b"too many requests", status=429, content_type="text/plain")
         response["Retry-After"] = "60"
         return response

@@ -28,6 +28,7 @@ View = Callable[..., HttpResponse]
 
 def log_refusal(request: HttpRequest, reason: str) -> None:
     """Who was refused what, and from where; never what they typed."""
+    request.refusal_logged = True  # type: ignore[attr-defined]  # logged once, with a reason
     security_log.warning(
         "refused: %s; user %s, path %s, ip %s",
         reason,

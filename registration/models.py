@@ -18,6 +18,7 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 from phonenumber_field.modelfields import PhoneNumberField
 from simple_history.models import HistoricalRecords
 
+from config.encryption import EncryptedTextField
 from registration.grades import GRADE_CHOICES
 
 SOURCED_ID_LENGTH = 255
@@ -560,12 +561,15 @@ class EmergencyContact(TimeStamped):
 
 
 class StudentHealth(TimeStamped):
-    """What the school nurse needs to know. Never shown to finance staff."""
+    """What the school nurse needs to know. Never shown to finance staff.
+
+    The notes are encrypted at rest, in the history table too: nothing may filter,
+    search or order by them in the database."""
 
     student = models.OneToOneField(Student, on_delete=models.CASCADE, related_name="health")
-    allergies = models.TextField(blank=True)
-    medications = models.TextField(blank=True)
-    conditions = models.TextField(_("medical conditions"), blank=True)
+    allergies = EncryptedTextField(blank=True)
+    medications = EncryptedTextField(blank=True)
+    conditions = EncryptedTextField(_("medical conditions"), blank=True)
     history = HistoricalRecords()
 
     class Meta:

@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
+from config.languages import language_or_default
 from documents.letters import Letter, letters_pdf
 from registration.activation import code_display, code_lookup, code_matches, code_normalise
 from registration.models import (
@@ -264,15 +265,28 @@ def activation_account_create(
     return user
 
 
+def guardian_language_set(*, guardian: Guardian, language: str, actor: User) -> bool:
+    """Store the language a guardian chose to read the site, emails, letters and
+    documents in; returns whether it changed (an unchanged choice writes nothing)."""
+    if guardian.language == language:
+        return False
+    with transaction.atomic():
+        before = guardian.language
+        guardian.language = language
+        guardian.save(update_fields=["language", "updated_at"])
+        audit_record(
+            action="change",
+            obj=guardian,
+            actor=actor,
+            detail={"language": [before, language]},
+        )
+    return True
+
+
 def guardian_language(guardian: Guardian) -> str:
     """The language to write to a guardian in: their choice, else their household's."""
-    supported = dict(settings.LANGUAGES)
-    if guardian.language in supported:
-        return guardian.language
-    for language in guardian.households.order_by("sourced_id").values_list("language", flat=True):
-        if language in supported:
-            return language
-    return settings.LANGUAGE_CODE
+    households = guardian.households.order_by("sourced_id").values_list("language", flat=True)
+    return language_or_default(guardian.language, *households)
 
 
 def activation_resend_candidates(*, now: datetime.datetime | None = None) -> QuerySet[Guardian]:
@@ -408,9 +422,7 @@ def activation_letters_issue(
                 issued_by=issued_by,
                 actor_label=actor_label,
             )
-            language = household.language if household is not None else ""
-            if language not in dict(settings.LANGUAGES):
-                language = settings.LANGUAGE_CODE
+            language = language_or_default(household.language if household else None)
         else:
             code, clear = activation_code_issue(
                 guardian=person,

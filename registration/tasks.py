@@ -1,9 +1,8 @@
-"""Celery tasks: thin wrappers that load by id and call a service. Delivery is at
-least once, so each one is safe to run twice."""
+"""Celery tasks of the registration app: thin wrappers that load by id and call a service.
+Each retries errors that pass with backoff (``config.celery.ProductTask``); delivery
+is at least once, so each one is safe to run twice."""
 
 from __future__ import annotations
-
-from smtplib import SMTPException
 
 from celery import shared_task
 
@@ -12,11 +11,7 @@ from registration.services import activation_code_email, activation_resend_due
 from workflow.services import activation_codes_expire
 
 
-@shared_task(
-    autoretry_for=(SMTPException, ConnectionError),
-    retry_backoff=True,
-    max_retries=6,
-)
+@shared_task
 def activation_code_email_task(
     guardian_id: int, reason: str, sent_by_id: int | None = None
 ) -> bool:

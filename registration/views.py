@@ -17,12 +17,18 @@ from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
+from django.views.i18n import set_language
 
+from config.languages import language_cookie_set, product_language
 from registration import selectors
 from registration.access import is_staff_member, log_refusal, refuse
 from registration.forms import AccountForm, ActivationForm
 from registration.models import ActivationAttempt, ActivationCode, Guardian
-from registration.services import activation_account_create, activation_verify
+from registration.services import (
+    activation_account_create,
+    activation_verify,
+    guardian_language_set,
+)
 from registration.throttle import client_ip, throttle_allows
 from workflow import selectors as workflow_selectors
 from workflow.services import TransitionRefused
@@ -127,6 +133,9 @@ def activate(request: HttpRequest) -> HttpResponse:
                 ip_address=ip_address,
             )
             if code is not None:
+                # A new session key: someone who planted a session cookie in this
+                # browser must not hold the accepted code, and open the account.
+                request.session.cycle_key()
                 request.session[ACTIVATION_SESSION_KEY] = {
                     "code": code.pk,
                     "at": timezone.now().isoformat(),
@@ -170,8 +179,8 @@ def activate_account(request: HttpRequest) -> HttpResponse:
     if isinstance(person, Guardian):
         initial["email"] = selectors.email_on_file(person)
         household = person.households.order_by("sourced_id").first()
-        if household is not None and household.language in dict(settings.LANGUAGES):
-            initial["language"] = household.language
+        if household is not None and product_language(household.language):
+            initial["language"] = product_language(household.language)
     form = AccountForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -198,13 +207,27 @@ def activate_account(request: HttpRequest) -> HttpResponse:
         response = complete_signup(
             request, user, settings.ACCOUNT_EMAIL_VERIFICATION, reverse("after_sign_in")
         )
-        response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, samesite="Lax")
+        language_cookie_set(response, language)
         return response
     return render(
         request,
         "registration/activate_account.html",
         {"form": form, "person": person, "is_student": code.student_id is not None},
     )
+
+
+@require_POST
+def language_set(request: HttpRequest) -> HttpResponse:
+    """The language switch on every page: Django's, and for a signed-in guardian the
+    choice is also kept on their record, so that emails, letters and documents are
+    written in it and their next sign-in, on any device, opens in it."""
+    response = set_language(request)
+    language = product_language(request.POST.get("language"))
+    if language is not None and request.user.is_authenticated:
+        guardian = selectors.guardian_for(request.user)
+        if guardian is not None:
+            guardian_language_set(guardian=guardian, language=language, actor=request.user)
+    return response
 
 
 @require_POST

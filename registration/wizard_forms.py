@@ -25,6 +25,7 @@ from payments.cart import HouseholdCart
 from payments.forms import LINES, LUNCH, CartFields
 from registration.grades import GRADE_LABELS, PROMOTION_ORDER, grade_in_range
 from registration.models import ContactPoint, Guardian
+from registration.proof_files import proof_display_name, proof_refusal
 from workflow.models import PROOF_KINDS, EnrollmentDecision
 from workflow.selectors import ChildRow, WizardContext
 from workflow.visits import WALK_IN, VisitChoice, slot_choices, slot_label, slot_parse, slot_value
@@ -61,6 +62,34 @@ def proof_content_type(upload: UploadedFile) -> str | None:
     return None
 
 
+# What a family may write about a child's health, per field.
+HEALTH_MAX_LENGTH = 2000
+# Bidirectional embeddings, overrides and isolates: invisible, they make a name or an
+# address read differently on a page than the text that is stored.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+class ControlCharacterValidator:
+    """Refuses control characters (line breaks and tabs only in multi-line fields)
+    and bidirectional controls in text a family types."""
+
+    message = _("This text contains invisible control characters. Please type it again.")
+
+    def __init__(self, *, multiline: bool) -> None:
+        self.allowed = frozenset("\t\n\r") if multiline else frozenset()
+
+    def __call__(self, value: Any) -> None:
+        if not isinstance(value, str):
+            return
+        for char in value:
+            if char == "\x00":
+                continue  # Django's own validator refuses it, with its own message
+            if char in BIDI_CONTROLS or (
+                unicodedata.category(char) == "Cc" and char not in self.allowed
+            ):
+                raise forms.ValidationError(self.message, code="control_characters")
+
+
 def _phone(value: Any) -> str:
     return value.as_e164 if isinstance(value, PhoneNumber) and value.is_valid() else ""
 
@@ -82,6 +111,10 @@ class StepForm(forms.Form):
         kwargs["initial"] = {**self.initial_from_records(), **(kwargs.get("initial") or {})}
         super().__init__(*args, **kwargs)
         self.build()
+        for field in self.fields.values():
+            if isinstance(field, forms.CharField):
+                multiline = isinstance(field.widget, forms.Textarea)
+                field.validators.append(ControlCharacterValidator(multiline=multiline))
 
     def build(self) -> None:
         """Add the fields that depend on the household."""
@@ -485,7 +518,11 @@ class AddressForm(StepForm):
                 raise forms.ValidationError(
                     _("%(name)s is not a PDF, JPEG or PNG file.") % {"name": upload.name}
                 )
+            refusal = proof_refusal(upload, content_type)
+            if refusal is not None:
+                raise forms.ValidationError(refusal % {"name": upload.name})
             upload.content_type = content_type
+            upload.name = proof_display_name(upload.name or "", content_type)
         return files
 
     def clean(self) -> dict[str, Any]:
@@ -716,16 +753,21 @@ class ChildForm(StepForm):
             help_text=_("So that we can send the school records."),
         )
         self.fields["allergies"] = forms.CharField(
-            label=_("Allergies"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+            label=_("Allergies"),
+            required=False,
+            max_length=HEALTH_MAX_LENGTH,
+            widget=forms.Textarea(attrs={"rows": 2}),
         )
         self.fields["medications"] = forms.CharField(
             label=_("Medications taken at school"),
             required=False,
+            max_length=HEALTH_MAX_LENGTH,
             widget=forms.Textarea(attrs={"rows": 2}),
         )
         self.fields["conditions"] = forms.CharField(
             label=_("Medical conditions the school should know about"),
             required=False,
+            max_length=HEALTH_MAX_LENGTH,
             widget=forms.Textarea(attrs={"rows": 2}),
         )
         for kind, label in CONSENT_KINDS:
@@ -872,8 +914,13 @@ class AcknowledgementsForm(StepForm):
             for ack in self.context.acknowledgements
         ]
 
-    def documents(self) -> list[tuple[Any, forms.BoundField]]:
-        return [(ack, self[f"ack_{ack.pk}"]) for ack in self.context.acknowledgements]
+    def documents(self) -> list[tuple[Any, str, str, forms.BoundField]]:
+        """Each document, its title and text in the family's language, and its checkbox."""
+        language = self.context.language
+        return [
+            (ack, ack.title_in(language), ack.body_in(language), self[f"ack_{ack.pk}"])
+            for ack in self.context.acknowledgements
+        ]
 
     def answers(self) -> dict[str, Any]:
         return {

@@ -26,7 +26,7 @@ from formtools.wizard.forms import ManagementForm
 from formtools.wizard.views import NamedUrlSessionWizardView
 
 from config.storage import private_storage
-from payments.cart import HouseholdCart, checkout_pending, household_cart, money
+from payments.cart import HouseholdCart, checkout_pending, household_cart
 from payments.forms import cart_initial
 from payments.guardian_views import (
     cart_pay,
@@ -35,6 +35,7 @@ from payments.guardian_views import (
     to_stripe,
 )
 from payments.models import Checkout
+from payments.money import money
 from payments.selectors import required_fees_unsettled
 from payments.services import household_waivers_apply
 from registration import selectors
@@ -308,8 +309,9 @@ class RegistrationWizard(NamedUrlSessionWizardView):
         return redirect(self.get_step_url(self.get_next_step(step)))
 
     def _save(self, step: str, form: StepForm, unchanged: bool) -> None:
-        data = {k: v for k, v in form.data.lists() if k not in NOT_KEPT}
-        data = {k: v for k, v in data.items() if not k.startswith(self.prefix)}
+        # Only the step's own fields: a post may carry any other names, of any size.
+        own = {form.add_prefix(name) for name in form.fields}
+        data = {k: v for k, v in form.data.lists() if k in own and k not in NOT_KEPT}
         if step == "address":
             address_change_save(
                 registration=self.registration,

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("config", "registration", "workflow", "payments", "documents", "templates", "locale")
-LANGUAGES = ("es",)
+LANGUAGES = ("es", "zh_Hans")
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +27,14 @@ def fresh_catalogues(tmp_path_factory):
             ignore=shutil.ignore_patterns("__pycache__", "*.mo", "migrations"),
         )
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    for language in LANGUAGES:
-        subprocess.run(
-            [sys.executable, "-m", "django", "makemessages", "-l", language, "--no-obsolete"],
-            cwd=copy,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+    # As a translator runs it: every catalogue of locale/ brought up to date at once.
+    subprocess.run(
+        [sys.executable, "-m", "django", "makemessages", "-a", "--no-obsolete"],
+        cwd=copy,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return copy / "locale"
 
 
@@ -58,3 +58,13 @@ def test_format_fields_survive_translation(language):
         assert sorted(re.findall(r"%\(\w+\)s", msgid)) == sorted(
             re.findall(r"%\(\w+\)s", msgstr)
         ), msgid
+
+
+def test_every_language_of_the_site_is_checked():
+    from django.conf import settings
+    from django.utils.translation import to_locale
+
+    spoken = {to_locale(code) for code, _name in settings.LANGUAGES} - {"en"}
+    assert spoken == set(LANGUAGES)
+    for language in LANGUAGES:
+        assert (ROOT / "locale" / language / "LC_MESSAGES" / "django.po").is_file()

@@ -97,7 +97,7 @@ class CampaignForm(forms.Form):
 
 
 class AcknowledgementForm(forms.Form):
-    """A document families accept, in English and Spanish. When editing, the short
+    """A document families accept, in every language of the product. When editing, the short
     name stays: it is what ties the versions together."""
 
     key = forms.SlugField(
@@ -116,6 +116,15 @@ class AcknowledgementForm(forms.Form):
     body_es = forms.CharField(
         label=_("Text in Spanish"), widget=forms.Textarea(attrs={"rows": 8, "lang": "es"})
     )
+    title_zh = forms.CharField(
+        label=_("Title in Simplified Chinese"),
+        max_length=200,
+        widget=forms.TextInput(attrs={"lang": "zh-Hans"}),
+    )
+    body_zh = forms.CharField(
+        label=_("Text in Simplified Chinese"),
+        widget=forms.Textarea(attrs={"rows": 8, "lang": "zh-Hans"}),
+    )
     required = forms.BooleanField(
         label=_("Families must accept it before they can submit"), required=False, initial=True
     )
@@ -127,7 +136,7 @@ class AcknowledgementForm(forms.Form):
         help_text=_("Documents are shown from the lowest number to the highest."),
     )
 
-    TEXT_FIELDS = ("title_en", "body_en", "title_es", "body_es")
+    TEXT_FIELDS = ("title_en", "body_en", "title_es", "body_es", "title_zh", "body_zh")
 
     def __init__(
         self,

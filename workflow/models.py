@@ -11,6 +11,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
+from config.encryption import EncryptedJSONField
+from config.languages import text_in
 from config.storage import private_storage_get
 from registration.grades import GRADE_CHOICES
 
@@ -166,6 +168,10 @@ class Acknowledgement(models.Model):
     body_en = models.TextField(_("text (English)"))
     title_es = models.CharField(_("title (Spanish)"), max_length=200)
     body_es = models.TextField(_("text (Spanish)"))
+    # Blank only on documents written before the product spoke Chinese: they are shown
+    # in English until edited (the form asks for every language).
+    title_zh = models.CharField(_("title (Simplified Chinese)"), max_length=200, blank=True)
+    body_zh = models.TextField(_("text (Simplified Chinese)"), blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -187,10 +193,10 @@ class Acknowledgement(models.Model):
         return f"{self.title_en} (v{self.version})"
 
     def title_in(self, language: str) -> str:
-        return self.title_es if language == "es" and self.title_es else self.title_en
+        return text_in(self, "title", language, english=self.title_en)
 
     def body_in(self, language: str) -> str:
-        return self.body_es if language == "es" and self.body_es else self.body_en
+        return text_in(self, "body", language, english=self.body_en)
 
 
 # -- registrations -------------------------------------------------------------------
@@ -317,12 +323,13 @@ class Registration(ConcurrentTransitionMixin, models.Model):
 
 class RegistrationStep(models.Model):
     """The saved answers of one wizard step: what the form was sent (to show it
-    again exactly) and what it meant (to review, sign and apply)."""
+    again exactly) and what it meant (to review, sign and apply). Both are encrypted
+    at rest: a child's step holds health notes."""
 
     registration = models.ForeignKey(Registration, on_delete=models.CASCADE, related_name="steps")
     step = models.CharField(max_length=40)
-    data = models.JSONField(help_text=_("The submitted form fields, as lists of strings."))
-    answers = models.JSONField(help_text=_("The cleaned answers."))
+    data = EncryptedJSONField(help_text=_("The submitted form fields, as lists of strings."))
+    answers = EncryptedJSONField(help_text=_("The cleaned answers."))
     unchanged = models.BooleanField(default=False)
     saved_at = models.DateTimeField(auto_now=True)
     saved_by = models.ForeignKey(
@@ -341,7 +348,8 @@ class RegistrationStep(models.Model):
 class Submission(models.Model):
     """One signed submission of a registration: the reviewed content and its signature.
 
-    A resubmission after a return adds a version; nothing here is ever changed.
+    A resubmission after a return adds a version; nothing here is ever changed. The
+    content (health notes included) is encrypted at rest.
     """
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -357,7 +365,7 @@ class Submission(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=500, blank=True)
     language = models.CharField(max_length=8)
-    content = models.JSONField(help_text=_("Everything the guardian reviewed and signed."))
+    content = EncryptedJSONField(help_text=_("Everything the guardian reviewed and signed."))
     content_sha256 = models.CharField(max_length=64)
 
     class Meta:

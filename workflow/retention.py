@@ -8,6 +8,8 @@
   is kept as the ``Submission``.
 - Activation codes (hashes) and their failed attempts: ``RETENTION_CODE_DAYS`` after
   they expired, were redeemed or were revoked.
+- Outbox messages (``outbox``: ids of the work queued for Celery) and the claims of
+  emails sent once: ``RETENTION_OUTBOX_DAYS`` after they were dispatched or made.
 
 ``purge_expired`` removes them in one transaction, deletes proof files from private
 storage only once that transaction committed, writes one audit row per kind of
@@ -25,6 +27,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from outbox.services import outbox_purge
 from registration.models import ActivationCode
 from workflow.models import AddressChangeRequest, AddressProof, AuditEvent, RegistrationStep
 from workflow.services import audit_record
@@ -50,12 +53,14 @@ class PurgeReport:
     proof_requests: int = 0
     drafts: int = 0
     codes: int = 0
+    outbox: int = 0
     files: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (
             f"removed {self.proofs} proofs of residence of {self.proof_requests} closed "
-            f"address changes, {self.drafts} wizard drafts and {self.codes} activation codes"
+            f"address changes, {self.drafts} wizard drafts, {self.codes} activation codes "
+            f"and {self.outbox} outbox rows"
         )
 
 
@@ -87,6 +92,8 @@ def purge_expired(*, now: datetime.datetime | None = None, dry_run: bool = False
         report.files = [name for _pk, _request, name in found if name]
         report.drafts = drafts.count()
         report.codes = codes.count()
+        outbox_before = _cutoff(settings.RETENTION_OUTBOX_DAYS, now)
+        report.outbox = outbox_purge(before=outbox_before, dry_run=True)
         if dry_run:
             transaction.set_rollback(True)
             return report
@@ -103,10 +110,13 @@ def purge_expired(*, now: datetime.datetime | None = None, dry_run: bool = False
             drafts.delete()
         if report.codes:
             codes.delete()
+        if report.outbox:
+            outbox_purge(before=outbox_before)
         for object_type, count in (
             ("workflow.addressproof", report.proofs),
             ("workflow.registrationstep", report.drafts),
             ("registration.activationcode", report.codes),
+            ("outbox.outboxmessage", report.outbox),
         ):
             if count:
                 audit_record(

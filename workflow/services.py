@@ -24,7 +24,8 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext
 from django_fsm import can_proceed
 
-from config.after_commit import delay_after_commit
+from config.languages import language_or_default, product_language
+from outbox.services import delivery_once, task_enqueue
 from registration.activation import code_generate, code_hash, code_lookup, code_salt
 from registration.models import (
     AcademicSession,
@@ -42,6 +43,7 @@ from registration.models import (
     Student,
     StudentHealth,
 )
+from registration.proof_files import proof_storage_name
 from registration.selectors import email_on_file
 from registration.throttle import client_ip
 from workflow.models import (
@@ -376,7 +378,7 @@ def campaign_save(
     return campaign
 
 
-ACKNOWLEDGEMENT_TEXT_FIELDS = ("title_en", "body_en", "title_es", "body_es")
+ACKNOWLEDGEMENT_TEXT_FIELDS = ("title_en", "body_en", "title_es", "body_es", "title_zh", "body_zh")
 
 
 def acknowledgement_save(
@@ -685,7 +687,7 @@ def address_change_save(
                 sha256=_sha256_of_upload(upload),
                 uploaded_by=user,
             )
-            proof.file.save(Path(upload.name).name, upload, save=False)
+            proof.file.save(proof_storage_name(upload.name), upload, save=False)
             proof.save()
         if visit is not None:
             _visit_book(request, visit, guardian=guardian, fresh=created)
@@ -845,7 +847,7 @@ def registration_submit(
             content=content,
             content_sha256=content_sha256(content),
         )
-        delay_after_commit(confirmation_send_task, submission.pk)
+        task_enqueue(confirmation_send_task, submission.pk)
     return submission
 
 
@@ -862,7 +864,8 @@ def registration_review_email(*, registration_id: int, outcome: str) -> int:
     """Write to the household's guardians, each in their language, that staff
     approved their registration or returned it (with the comment and where to make
     the correction). Nothing is sent when the registration has moved on since (the
-    family already started the correction). Returns how many messages were sent."""
+    family already started the correction), and each guardian is written to once
+    per decision however often the task runs. Returns how many messages were sent."""
     from registration.services import guardian_language
 
     registration = (
@@ -900,8 +903,14 @@ def registration_review_email(*, registration_id: int, outcome: str) -> int:
         with translation.override(guardian_language(guardian)):
             subject = render_to_string(f"{templates}_subject.txt", context)
             body = render_to_string(f"{templates}_message.txt", context)
-        send_mail(" ".join(subject.split()), body, settings.DEFAULT_FROM_EMAIL, [email])
-        sent += 1
+        # A registration is approved or returned at most once per submitted version.
+        sent += delivery_once(
+            key=f"registration-{outcome}:{registration.pk}:v{registration.versions}"
+            f":guardian-{guardian.pk}",
+            send=partial(
+                send_mail, " ".join(subject.split()), body, settings.DEFAULT_FROM_EMAIL, [email]
+            ),
+        )
     return sent
 
 
@@ -926,7 +935,7 @@ def registration_return(
             actor=actor,
             detail={"returned": True, "step": step},
         )
-        delay_after_commit(registration_review_email_task, locked.pk, REVIEW_RETURNED)
+        task_enqueue(registration_review_email_task, locked.pk, REVIEW_RETURNED)
 
 
 def _contacts_apply(guardian: Guardian, values: dict[str, str]) -> list[tuple[str, str, str]]:
@@ -1183,7 +1192,7 @@ def registration_approve(*, registration: Registration, actor: Any, note: str = 
             actor=actor,
             detail={"approved_registration": locked.pk, "changes": len(changes)},
         )
-        delay_after_commit(registration_review_email_task, locked.pk, REVIEW_APPROVED)
+        task_enqueue(registration_review_email_task, locked.pk, REVIEW_APPROVED)
 
 
 def registration_withdraw(*, registration: Registration, actor: Any, note: str) -> None:
@@ -1243,7 +1252,7 @@ def address_change_verify(*, request: AddressChangeRequest, actor: Any) -> list[
                 "proofs_seen": locked.proofs_seen,
             },
         )
-        delay_after_commit(address_decision_email_task, locked.pk)
+        task_enqueue(address_decision_email_task, locked.pk)
     return changes
 
 
@@ -1257,7 +1266,7 @@ def address_change_reject(*, request: AddressChangeRequest, actor: Any, reason: 
         locked = AddressChangeRequest.objects.select_for_update().get(pk=request.pk)
         _apply(locked, "reject", actor=actor, note=reason.strip(), by=actor, reason=reason.strip())
         _visits_release(locked)
-        delay_after_commit(address_decision_email_task, locked.pk)
+        task_enqueue(address_decision_email_task, locked.pk)
 
 
 # -- visits for address verification ---------------------------------------------
@@ -1315,7 +1324,7 @@ def _visit_book(
         walk_in=choice.walk_in,
         booked_by=guardian,
     )
-    delay_after_commit(address_visit_email_task, visit.pk)
+    task_enqueue(address_visit_email_task, visit.pk)
     return visit
 
 
@@ -1443,8 +1452,8 @@ def _mail_context(**values: Any) -> dict[str, Any]:
 def address_visit_email(*, visit_id: int) -> int:
     """Write to the household's guardians (each in their language) and to the office
     staff of the school that a visit is booked: when (or walk in), where, and the
-    proofs to bring. Nothing is sent for a booking cancelled since. Returns how many
-    messages were sent."""
+    proofs to bring. Nothing is sent for a booking cancelled since, and nobody is
+    written to twice about one booking. Returns how many messages were sent."""
     from registration.services import guardian_language
 
     visit = (
@@ -1472,8 +1481,10 @@ def address_visit_email(*, visit_id: int) -> int:
     for guardian, email in _household_recipients(request.household_id):
         with translation.override(guardian_language(guardian)):
             subject, body = _mail_render("visit_booked", context(guardian=guardian))
-        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [email])
-        sent += 1
+        sent += delivery_once(
+            key=f"visit-booked:{visit.pk}:guardian-{guardian.pk}",
+            send=partial(send_mail, subject, body, settings.DEFAULT_FROM_EMAIL, [email]),
+        )
     office = _office_recipients(visit.school)
     if office:
         with translation.override(settings.LANGUAGE_CODE):
@@ -1484,15 +1495,18 @@ def address_visit_email(*, visit_id: int) -> int:
                     + reverse("staff_address", args=[request.pk])
                 ),
             )
-        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, office)
-        sent += 1
+        sent += delivery_once(
+            key=f"visit-booked:{visit.pk}:office",
+            send=partial(send_mail, subject, body, settings.DEFAULT_FROM_EMAIL, office),
+        )
     return sent
 
 
 def address_decision_email(*, request_id: int) -> int:
     """Write to the household's guardians, each in their language, that staff
-    verified their new address or could not (with the reason). Returns how many
-    messages were sent; none for a request that is not verified or rejected."""
+    verified their new address or could not (with the reason), each once. Returns
+    how many messages were sent; none for a request that is not verified or
+    rejected."""
     from registration.services import guardian_language
 
     request = AddressChangeRequest.objects.select_related("household").filter(pk=request_id).first()
@@ -1513,8 +1527,10 @@ def address_decision_email(*, request_id: int) -> int:
         )
         with translation.override(guardian_language(guardian)):
             subject, body = _mail_render(templates[request.state], values)
-        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [email])
-        sent += 1
+        sent += delivery_once(
+            key=f"address-{request.state}:{request.pk}:guardian-{guardian.pk}",
+            send=partial(send_mail, subject, body, settings.DEFAULT_FROM_EMAIL, [email]),
+        )
     return sent
 
 
@@ -1529,7 +1545,6 @@ def _reminder_recipients(household_ids: list[int]) -> dict[int, list[dict[str, A
     the address ``registration.selectors.email_on_file`` gives and the language
     ``registration.services.guardian_language`` gives, read for a whole batch of
     households in three queries. An address two guardians share is written to once."""
-    supported = dict(settings.LANGUAGES)
     members = list(
         HouseholdGuardian.objects.filter(household_id__in=household_ids, guardian__enabled=True)
         .order_by("household_id", "guardian__given_name", "guardian_id")
@@ -1554,21 +1569,24 @@ def _reminder_recipients(household_ids: list[int]) -> dict[int, list[dict[str, A
     household_language: dict[int, str] = {}
     for guardian_id, language in (
         HouseholdGuardian.objects.filter(
-            guardian_id__in={m[1] for m in members if m[4] not in supported and m[1] in email_of}
+            guardian_id__in={
+                m[1] for m in members if not product_language(m[4]) and m[1] in email_of
+            }
         )
         .order_by("guardian_id", "household__sourced_id")
         .values_list("guardian_id", "household__language")
     ):
-        if language in supported:
-            household_language.setdefault(guardian_id, language)
+        if product_language(language):
+            household_language.setdefault(guardian_id, language_or_default(language))
     recipients: dict[int, list[dict[str, Any]]] = {pk: [] for pk in household_ids}
     for household_id, guardian_id, given_name, family_name, language in members:
         email = email_of.get(guardian_id, "")
         written = recipients[household_id]
         if not email or email.lower() in (r["email"].lower() for r in written):
             continue
-        if language not in supported:
-            language = household_language.get(guardian_id, settings.LANGUAGE_CODE)
+        language = product_language(language) or household_language.get(
+            guardian_id, settings.LANGUAGE_CODE
+        )
         written.append(
             {
                 "guardian": guardian_id,
@@ -1631,7 +1649,7 @@ def reminders_send(
             )
             ids = [reminder.pk for reminder in reminders]
             if ids:
-                delay_after_commit(reminders_send_task, ids)
+                task_enqueue(reminders_send_task, ids)
                 queued.extend(ids)
         audit_record(
             action=AuditEvent.Action.CREATE,

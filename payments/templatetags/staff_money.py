@@ -6,6 +6,8 @@ from typing import Any
 
 from django import template
 
+from payments.money import money
+
 register = template.Library()
 
 
@@ -14,7 +16,4 @@ def dollars(cents: Any) -> str:
     """1850 → $18.50, -1850 → −$18.50; nothing → an em dash."""
     if cents is None or cents == "":
         return "—"
-    value = int(cents)
-    sign = "−" if value < 0 else ""
-    value = abs(value)
-    return f"{sign}${value // 100:,}.{value % 100:02d}"
+    return money(int(cents), minus="−")

@@ -139,7 +139,7 @@ def test_the_receipt_is_emailed_once(spanish_checkout, django_capture_on_commit_
 def test_a_failed_send_releases_the_claim_so_the_retry_sends(
     spanish_checkout, django_capture_on_commit_callbacks
 ):
-    with mock.patch("payments.tasks.checkout_receipt_send_task.delay"):
+    with mock.patch("payments.tasks.checkout_receipt_send_task.apply_async"):
         checkout = paid(spanish_checkout, django_capture_on_commit_callbacks)
     with (
         mock.patch("django.core.mail.EmailMessage.send", side_effect=OSError("mail down")),
@@ -158,7 +158,7 @@ def test_a_failed_send_releases_the_claim_so_the_retry_sends(
 def test_a_plain_receipt_sent_before_gets_its_pdf_but_no_second_email(
     spanish_checkout, django_capture_on_commit_callbacks
 ):
-    with mock.patch("payments.tasks.checkout_receipt_send_task.delay"):
+    with mock.patch("payments.tasks.checkout_receipt_send_task.apply_async"):
         checkout = paid(spanish_checkout, django_capture_on_commit_callbacks)
     Checkout.objects.filter(pk=checkout.pk).update(receipt_sent_at=timezone.now())
     assert checkout_receipt_send(checkout_id=checkout.pk) is False
@@ -326,3 +326,30 @@ def test_three_children_lunch_for_two_and_a_trip_for_one_the_receipt_agrees(
     assert balance_after == 3333  # only Mateo's technology fee is still owed
     for child in (family.sofia, lucia):
         assert balance_cents(household=family.household, student=child) == 0
+
+
+def test_a_chinese_household_gets_a_chinese_receipt_and_email(
+    local_mode, lunch, other_guardian_user, django_capture_on_commit_callbacks
+):
+    chinese_household = Household.objects.get(sourced_id="hh-002")
+    chinese_household.language = "zh"  # as the roster gives it
+    chinese_household.save(update_fields=["language"])
+    child = (
+        Student.objects.filter(householdstudent__household=chinese_household).order_by("pk").first()
+    )
+    checkout = checkout_create(
+        household=chinese_household, lines=[(child, lunch, 12345)], user=other_guardian_user
+    )
+    checkout = paid(checkout, django_capture_on_commit_callbacks)
+    receipt = checkout.receipt
+    assert receipt.language == "zh-hans"
+    text = receipt_text(receipt)
+    with translation.override("zh-hans"):
+        assert gettext("Receipt number") in text
+        paid_on = formats.date_format(timezone.localtime(checkout.paid_at), "DATE_FORMAT")
+    assert "年" in paid_on and paid_on in text.replace("\n", "")
+    assert "US$123.45" in text
+    (message,) = mail.outbox
+    assert "US$123.45" in message.body
+    with translation.override("zh-hans"):
+        assert "收据 R-" in message.subject

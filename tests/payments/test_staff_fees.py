@@ -12,10 +12,12 @@ import logging
 import re
 
 import pytest
+from django.conf import settings
 from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -436,3 +438,45 @@ def test_registrars_use_the_catalog_too(client, registrar_user, sample_district)
     sign_in(client, registrar_user)
     assert client.get(reverse("staff_fees")).status_code == 200
     assert client.get(reverse("staff_meal_eligibility")).status_code == 200
+
+
+def test_a_fee_is_titled_in_each_language_families_read(finance, family, guardian_user):
+    finance.post(
+        reverse("staff_fee_create", kwargs={"kind": "optional"}),
+        {
+            "title": "Yearbook",
+            "title_es": "Anuario",
+            "title_zh": "年鉴",
+            "description": "The year in photos.",
+            "description_es": "El año en fotos.",
+            "amount": "35",
+            "gl_code": "4300-YEARBOOK",
+        },
+    )
+    fee = Fee.objects.get()
+    assert (fee.title_es, fee.title_zh, fee.description_zh) == ("Anuario", "年鉴", "")
+    fees = reverse("guardian_fees_household", args=[family.household.pk])
+    client = Client()
+    sign_in(client, guardian_user)
+    for language, title, description in (
+        ("es", "Anuario", "El año en fotos."),
+        ("zh-hans", "年鉴", "The year in photos."),  # no Chinese description: the English
+        ("en", "Yearbook", "The year in photos."),
+    ):
+        client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+        html = client.get(fees).content.decode()
+        assert f"<strong>{title}</strong>" in html, language
+        assert description in html, language
+    # Staff pages name the fee in English.
+    assert "Yearbook" in finance.get(reverse("staff_fees")).content.decode()
+
+
+def test_finance_adds_the_translations_of_a_teachers_trip(finance, field_trip):
+    finance.post(
+        reverse("staff_fee_edit", kwargs={"pk": field_trip.pk}),
+        {"gl_code": "4200-TRIPS", "title_es": "Visita al acuario", "title_zh": "参观水族馆"},
+    )
+    field_trip.refresh_from_db()
+    assert (field_trip.title_es, field_trip.title_zh) == ("Visita al acuario", "参观水族馆")
+    change = AuditEvent.objects.filter(object_id=str(field_trip.pk), action="change").last()
+    assert change.detail["changes"]["title_zh"] == ["", "参观水族馆"]

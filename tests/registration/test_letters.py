@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import datetime
+import importlib
 import io
+import json
 import stat
 
 import pytest
@@ -12,7 +14,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from pypdf import PdfReader
 
-from documents.models import LetterChunk
+from config.encryption import encrypt_text
+from documents.letters import Letter
+from documents.models import LetterChunk, LetterRun
+from documents.services import letter_chunk_render
 from documents.tasks import letter_chunk_render_task
 from registration.activation import code_normalise
 from registration.models import ActivationCode, Guardian, Student
@@ -225,3 +230,59 @@ def test_a_guardian_without_children_gets_no_letter(merge):
     out, _letters, _printed = merge()
     assert lonely.sourced_id not in {r["sourced_id"] for r in read_csv(out)}
     assert not Student.objects.filter(guardian_links__guardian=lonely).exists()
+
+
+def _chunk_of_one_letter(code: str) -> tuple[LetterChunk, Letter]:
+    run = LetterRun.objects.create(letters=1)
+    chunk = LetterChunk.objects.create(run=run, index=0, letters=1)
+    letter = Letter(
+        kind="guardian",
+        sourced_id="par-002",
+        name="José Ángel García",
+        street1="1 Main St",
+        street2="",
+        city="Riverside",
+        state="CA",
+        postal_code="95201",
+        language="en",
+        code=code,
+        expires_on=datetime.date(2027, 2, 26),
+        children=["Sofía"],
+        household="hh-001",
+    )
+    return chunk, letter
+
+
+def test_a_rendered_chunk_waits_in_the_private_storage(sample_district, settings, tmp_path):
+    """Until it is joined a chunk holds codes in clear: never under MEDIA_ROOT."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    chunk, letter = _chunk_of_one_letter("ABCD-EFGH-JKMN-PQRS")
+    letter_chunk_render(chunk_id=chunk.pk, sealed=encrypt_text(json.dumps([letter.as_json()])))
+    chunk.refresh_from_db()
+    assert chunk.pdf.path.startswith(str(settings.PRIVATE_MEDIA_ROOT))
+    assert (settings.PRIVATE_MEDIA_ROOT / chunk.pdf.name).read_bytes().startswith(b"%PDF")
+    assert not (tmp_path / "media").exists()
+    with pytest.raises(ValueError, match="no URL"):
+        chunk.pdf.url
+
+
+def test_the_migration_moves_waiting_chunks_to_the_private_storage(
+    sample_district, settings, tmp_path
+):
+    from django.apps import apps
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    moving = importlib.import_module("documents.migrations.0004_letter_chunks_private")
+    chunk, _letter = _chunk_of_one_letter("ABCD-EFGH-JKMN-PQRS")
+    name = "letter-chunks/run-1-0.pdf"
+    (tmp_path / "media" / "letter-chunks").mkdir(parents=True)
+    (tmp_path / "media" / name).write_bytes(b"%PDF-1.7 codes")
+    LetterChunk.objects.filter(pk=chunk.pk).update(pdf=name)
+
+    moving.to_private(apps, None)
+    assert (settings.PRIVATE_MEDIA_ROOT / name).read_bytes() == b"%PDF-1.7 codes"
+    assert not (tmp_path / "media" / name).exists()
+    moving.to_media(apps, None)  # reversed
+    assert (tmp_path / "media" / name).read_bytes() == b"%PDF-1.7 codes"
+    assert not (settings.PRIVATE_MEDIA_ROOT / name).exists()
+    assert LetterChunk.objects.get(pk=chunk.pk).pdf.name == name

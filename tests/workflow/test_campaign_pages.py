@@ -24,6 +24,8 @@ HANDBOOK = {
     "body_en": "Attendance, behaviour and safety rules.",
     "title_es": "Manual para familias",
     "body_es": "Reglas de asistencia, conducta y seguridad.",
+    "title_zh": "家庭手册",
+    "body_zh": "出勤、行为和安全规定。",
     "required": "on",
     "position": "1",
 }
@@ -220,13 +222,13 @@ def test_editing_a_documents_text_adds_a_version(registrar, draft_campaign):
     assert Acknowledgement.objects.count() == 2
 
 
-def test_a_document_needs_both_languages_and_a_free_short_name(registrar, draft_campaign):
+def test_a_document_needs_every_language_and_a_free_short_name(registrar, draft_campaign):
     add = reverse("staff_acknowledgement_create", args=[draft_campaign.pk])
     registrar.post(add, HANDBOOK)
 
-    response = registrar.post(add, {**HANDBOOK, "title_es": "", "body_es": ""})
+    response = registrar.post(add, {**HANDBOOK, "title_es": "", "body_es": "", "body_zh": ""})
     assert response.status_code == 200
-    assert set(response.context["form"].errors) == {"key", "title_es", "body_es"}
+    assert set(response.context["form"].errors) == {"key", "title_es", "body_es", "body_zh"}
     assert 'value="Family handbook"' in response.content.decode()
 
     response = registrar.post(add, {**HANDBOOK, "key": "Not a slug!"})

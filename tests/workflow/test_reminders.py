@@ -217,7 +217,7 @@ def test_a_failed_send_is_sent_by_the_retry(campaign, settings):
     ids = sorted(Reminder.objects.values_list("pk", flat=True))
 
     with pytest.raises(SMTPException):
-        reminders_send_task.apply(args=[ids], throw=True, retries=6)
+        reminders_send_task.apply(args=[ids], throw=True, retries=reminders_send_task.max_retries)
 
     assert Reminder.objects.filter(sent_at__isnull=True).count() == 5
     assert reminders_send_task.delay(ids).get() == 5

@@ -67,6 +67,8 @@ HANDBOOK_V1 = {
     "body_en": "Attendance, behaviour and safety rules.",
     "title_es": "Manual para familias",
     "body_es": "Reglas de asistencia, conducta y seguridad.",
+    "title_zh": "家庭手册",
+    "body_zh": "出勤、行为和安全规定。",
 }
 
 # -- the household and its answers ----------------------------------------------------
@@ -582,6 +584,8 @@ def test_a_retired_document_brought_back_gets_the_next_version(campaign, registr
             "body_en": first.body_en,
             "title_es": first.title_es,
             "body_es": first.body_es,
+            "title_zh": first.title_zh,
+            "body_zh": first.body_zh,
         },
         required=False,
         position=2,

@@ -1026,7 +1026,7 @@ def test_signing_costs_the_same_queries_for_one_child_and_six(
     small = _count_each_step(*one_and_six[1], django_assert_max_num_queries, sign=True)
     large = _count_each_step(*one_and_six[6], django_assert_max_num_queries, sign=True)
     assert large["review"] == small["review"]
-    assert small["review"][0][1] <= 25
+    assert small["review"][0][1] <= 26  # the confirmation's outbox row included
 
 
 # -- 7. returned for corrections ---------------------------------------------------------------

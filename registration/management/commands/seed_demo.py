@@ -38,6 +38,8 @@ DEMO_ACKNOWLEDGEMENTS: tuple[tuple[str, bool, dict[str, str]], ...] = (
                 "He leído el manual para familias: asistencia, conducta, seguridad y el "
                 "código de conducta, y lo repasaré con mis hijos."
             ),
+            "title_zh": "家庭手册",
+            "body_zh": "我已阅读家庭手册：出勤、行为、安全和行为守则，并会和孩子们一起学习。",
         },
     ),
     (
@@ -54,6 +56,8 @@ DEMO_ACKNOWLEDGEMENTS: tuple[tuple[str, bool, dict[str, str]], ...] = (
                 "Las fotos de clase y del anuario se toman en septiembre. La escuela puede "
                 "mostrarlas en el anuario y en su sitio web."
             ),
+            "title_zh": "拍照日",
+            "body_zh": "班级照和年鉴照在九月拍摄。学校可以在年鉴和学校网站上展示这些照片。",
         },
     ),
 )

@@ -1,6 +1,6 @@
 """python manage.py purge_expired [--dry-run]: remove proofs of residence, wizard
-drafts and activation codes kept past their retention period (see
-``workflow.retention``)."""
+drafts, activation codes and dispatched outbox rows kept past their retention period
+(see ``workflow.retention``)."""
 
 from __future__ import annotations
 
@@ -25,10 +25,12 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Retention: proofs {settings.RETENTION_PROOF_DAYS} days after the address "
             f"change closed, drafts {settings.RETENTION_DRAFT_DAYS} days after the campaign "
-            f"closed, codes {settings.RETENTION_CODE_DAYS} days after they were spent."
+            f"closed, codes {settings.RETENTION_CODE_DAYS} days after they were spent, "
+            f"outbox rows {settings.RETENTION_OUTBOX_DAYS} days after they were dispatched."
         )
         verb = "Would remove" if options["dry_run"] else "Removed"
         self.stdout.write(
             f"{verb} {report.proofs} proofs of residence ({report.proof_requests} address "
-            f"changes), {report.drafts} wizard drafts, {report.codes} activation codes."
+            f"changes), {report.drafts} wizard drafts, {report.codes} activation codes, "
+            f"{report.outbox} outbox rows."
         )
