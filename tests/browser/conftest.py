@@ -67,11 +67,10 @@ def browser_context(browser: Any, live_server: Any) -> Iterator[Any]:
         context.close()
 
 
-@pytest.fixture
-def browser_page(browser_context: Any) -> Iterator[Any]:
-    """A tab in ``browser_context``. The test fails if any page it opened broke the
-    Content Security Policy (an inline script or style, a resource from elsewhere)."""
-    page = browser_context.new_page()
+def _page_watched(context: Any) -> Iterator[Any]:
+    """A tab of ``context``; the test fails if any page it opened broke the Content
+    Security Policy (an inline script or style, a resource from elsewhere)."""
+    page = context.new_page()
     refused: list[str] = []
     page.on(
         "console",
@@ -81,3 +80,31 @@ def browser_page(browser_context: Any) -> Iterator[Any]:
     )
     yield page
     assert refused == [], refused
+
+
+@pytest.fixture
+def browser_page(browser_context: Any) -> Iterator[Any]:
+    """A tab in ``browser_context``, watched for Content Security Policy breaks."""
+    yield from _page_watched(browser_context)
+
+
+PHONE = {"width": 360, "height": 740}
+
+
+@pytest.fixture
+def phone_page(browser: Any, live_server: Any) -> Iterator[Any]:
+    """A tab on a 360 × 740 touch phone (a fresh profile, in English, in the district's
+    time zone), watched for Content Security Policy breaks like ``browser_page``."""
+    context = browser.new_context(
+        base_url=live_server.url,
+        locale="en-US",
+        timezone_id=settings.TIME_ZONE,
+        viewport=PHONE,
+        is_mobile=True,
+        has_touch=True,
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield from _page_watched(context)
+    finally:
+        context.close()
