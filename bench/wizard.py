@@ -219,6 +219,7 @@ def _families(campaign: Any, count: int) -> list[Family]:
                 Guardian.objects.filter(
                     householdguardian__household_id=registration.household_id,
                     student_links__has_education_rights=True,
+                    user__isnull=True,  # the demo district's own sign-ins stay as they are
                 )
                 .exclude(pk__in=used)
                 .order_by("pk")
