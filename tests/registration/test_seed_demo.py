@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
+from payments.models import Fee
 from registration import models as m
 from registration.mfa import totp_code
 from registration.roster.synthetic import generate_district
@@ -76,7 +77,9 @@ def test_the_demo_has_a_running_campaign_for_next_year(demo):
     assert set(documents) == {"family-handbook", "photo-day"}
     assert documents["family-handbook"].required
     assert not documents["photo-day"].required
-    assert all(a.title_es and a.body_es for a in documents.values())
+    assert all(a.title_es and a.body_es and a.title_zh and a.body_zh for a in documents.values())
+    fees = list(Fee.objects.all())
+    assert fees and all(fee.title_es and fee.title_zh for fee in fees)
     households = (
         m.HouseholdStudent.objects.filter(student__enabled=True)
         .values("household_id")

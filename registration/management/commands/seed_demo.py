@@ -232,6 +232,10 @@ class Command(BaseCommand):
                 {
                     "kind": Fee.Kind.LUNCH_PREPAY,
                     "description": "Money on your child's school lunch account.",
+                    "title_es": "Cuenta del almuerzo",
+                    "title_zh": "午餐账户",
+                    "description_es": "Dinero en la cuenta del almuerzo escolar de su hijo o hija.",
+                    "description_zh": "存入孩子学校午餐账户的金额。",
                     "min_amount_cents": 500,
                     "max_amount_cents": 20000,
                     "waivable_for_free_meals": True,
@@ -243,6 +247,10 @@ class Command(BaseCommand):
                 {
                     "kind": Fee.Kind.OPTIONAL,
                     "description": "The school yearbook, handed out in June.",
+                    "title_es": "Anuario",
+                    "title_zh": "年鉴",
+                    "description_es": "El anuario escolar, que se entrega en junio.",
+                    "description_zh": "学校年鉴，六月发放。",
                     "amount_cents": 3500,
                     "campaign": campaign,
                     "gl_code": "4300-YEARBOOK",
@@ -264,6 +272,10 @@ class Command(BaseCommand):
                     {
                         "kind": Fee.Kind.FIELD_TRIP,
                         "description": "Bus, entry and a guided visit.",
+                        "title_es": "Excursión al museo de ciencias",
+                        "title_zh": "科学博物馆实地考察",
+                        "description_es": "Autobús, entrada y visita guiada.",
+                        "description_zh": "包括校车、门票和导览。",
                         "amount_cents": 1850,
                         "section": section,
                         "school": section.school,
