@@ -219,6 +219,14 @@ class RegistrationWizard(NamedUrlSessionWizardView):
         self.request.session[self._review_key()] = reviewed
         return reviewed
 
+    def _step_title(self, step: str) -> str:
+        """A step's name in the list of steps, without building its form (a form reads
+        the household's records: nine forms per page were most of a page's time)."""
+        if step.startswith("child-"):
+            child = self.context.child(int(step.removeprefix("child-")))
+            return child.student.full_name if child is not None else ""
+        return str(self.get_form_list()[step].title)
+
     def _first_unfinished(self) -> str:
         """Where the family resumes: the first step without saved answers."""
         for step in self.get_form_list():
@@ -497,7 +505,7 @@ class RegistrationWizard(NamedUrlSessionWizardView):
     def get_context_data(self, form: StepForm, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(form=form, **kwargs)
         steps = []
-        titles = {step: self.get_form(step).title for step in self.get_form_list()}
+        titles = {step: self._step_title(step) for step in self.get_form_list()}
         reachable_until = list(self.get_form_list()).index(self._first_unfinished())
         for index, (step, title) in enumerate(titles.items()):
             steps.append(
