@@ -40,8 +40,9 @@ class ProductTask(Task):
     retry_backoff = True
     retry_backoff_max = 600
     retry_jitter = True
-    # About half an hour of retries; an outbox task that still fails is published
-    # again later (``outbox.services.message_reopen_after_failure``).
+    # Ten retries, doubling from 1 s with full jitter up to 600 s: about 8 minutes on
+    # average, 17 at most. An outbox task that still fails is published again later
+    # (``outbox.services.message_reopen_after_failure``).
     max_retries = 10
 
 

@@ -358,9 +358,11 @@ if PRODUCTION and CELERY_VISIBILITY_TIMEOUT <= _LONGEST_TASK_WAIT:
         "CELERY_VISIBILITY_TIMEOUT must be longer than CELERY_TASK_TIME_LIMIT and 600 s."
     )
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
-# Tasks are acknowledged late: when the broker connection drops, the running ones are
-# given up (another worker runs them again) rather than finished without an ack.
-CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# Tasks are acknowledged late. When the broker connection drops, running tasks finish
+# (rather than being cancelled between claiming an email and sending it, which would
+# lose it); Redis gives the unacknowledged message again after the visibility
+# timeout, and the claims make that second run send nothing twice.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The outbox (``outbox.services``): a task its web process could not publish after
 # the commit is published by ``outbox_dispatch`` after this many seconds.

@@ -170,8 +170,8 @@ def confirmation_send(*, submission_id: int) -> bool:
         pk=submission_id
     )
     confirmation = confirmation_render(submission=submission)
-    if confirmation.emailed_at is not None:
-        return False
+    # No shortcut on ``emailed_at``: another delivery may have set it while this
+    # one's send was failing; the per-guardian claims alone say what went out.
     with confirmation.pdf.open("rb") as handle:
         pdf = handle.read()
     sent = False

@@ -29,7 +29,7 @@ from typing import Any
 
 from celery import Celery, Task
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
 from kombu import Connection
@@ -240,7 +240,12 @@ def outbox_waiting() -> int:
 
 
 def message_reopen_after_failure(
-    sender: Any = None, task_id: str | None = None, exception: BaseException | None = None, **_: Any
+    sender: Any = None,
+    task_id: str | None = None,
+    exception: BaseException | None = None,
+    args: Any = (),
+    kwargs: Any = None,
+    **_: Any,
 ) -> None:
     """Celery's ``task_failure`` signal: a task published from the outbox gave up on
     an error that passes (its retries ran out while the mail server or the database
@@ -253,6 +258,8 @@ def message_reopen_after_failure(
         return
     if not isinstance(exception, TRANSIENT_ERRORS):
         return
+    # The task may have failed because its connection broke: never reuse that one.
+    close_old_connections()
     try:
         message_id = int(task_id.removeprefix(TASK_ID_PREFIX))
         reopened = OutboxMessage.objects.filter(
@@ -263,7 +270,18 @@ def message_reopen_after_failure(
             last_error=f"{type(exception).__name__}: {exception}"[:2000],
         )
     except (ValueError, DatabaseError):
+        # The database is still down: keep the work alive in the broker instead,
+        # which just handed this task over and so is up.
         log.exception("could not reopen outbox message of task %s", task_id)
+        if sender is not None:
+            try:
+                sender.apply_async(
+                    args=args, kwargs=kwargs, task_id=task_id, countdown=REOPEN_SECONDS
+                )
+            except Exception:
+                log.exception("could not publish task %s again either", task_id)
+            else:
+                log.warning("task %s gave up; published again in %s s", task_id, REOPEN_SECONDS)
         return
     if reopened:
         log.warning("task %s gave up; published again in %s s", task_id, REOPEN_SECONDS)

@@ -9,12 +9,13 @@ import datetime
 import logging
 from io import StringIO
 from smtplib import SMTPServerDisconnected
+from unittest import mock
 
 import pytest
 from celery import shared_task
 from celery.signals import task_failure
 from django.core.management import CommandError, call_command
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from outbox.models import DeliveryClaim, OutboxMessage
@@ -190,6 +191,31 @@ def test_a_task_that_gave_up_during_an_outage_is_published_again_later():
     assert outage.last_error == "SMTPServerDisconnected: the mail server went away"
     bug.refresh_from_db()
     assert bug.dispatched_at == now  # a bug is not retried by the outbox
+
+
+def test_a_task_that_gave_up_while_the_database_was_down_stays_in_the_broker():
+    """Its row cannot be reopened: the task is published again straight to the
+    broker (which just delivered it, so is up), with the same id and arguments."""
+    now = timezone.now()
+    message = OutboxMessage.objects.create(
+        task_name=recorded_task.name, args=[7], available_at=now, dispatched_at=now, attempts=1
+    )
+    with (
+        mock.patch.object(
+            OutboxMessage.objects, "filter", side_effect=OperationalError("server closed")
+        ),
+        mock.patch.object(recorded_task, "apply_async") as publish,
+    ):
+        task_failure.send(
+            sender=recorded_task,
+            task_id=f"outbox-{message.pk}",
+            exception=OperationalError("the database went away"),
+            args=[7],
+            kwargs={},
+        )
+    publish.assert_called_once_with(
+        args=[7], kwargs={}, task_id=f"outbox-{message.pk}", countdown=REOPEN_SECONDS
+    )
 
 
 def test_a_claimed_message_is_sent_once_and_a_failed_send_can_be_retried():

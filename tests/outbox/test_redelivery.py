@@ -101,6 +101,18 @@ def test_a_worker_that_died_after_sending_sends_nothing_again(submission):
     assert Confirmation.objects.get().emailed_at is not None
 
 
+def test_a_delivery_that_failed_sends_on_retry_though_another_marked_it_emailed(submission):
+    """Delivery A's send failed (its claim released) while a duplicate delivery B,
+    seeing the claim, recorded ``emailed_at``: A's retry still sends."""
+    from documents import services
+
+    services.confirmation_render(submission=services.Submission.objects.get(pk=submission.pk))
+    Confirmation.objects.update(emailed_at=services.timezone.now())  # B's mark
+    assert not DeliveryClaim.objects.exists()  # A released its claim
+    assert _deliver(confirmation_send_task, submission.pk) is True
+    assert len(mail.outbox) == 1
+
+
 @pytest.fixture
 def approved(campaign, registrar_user):
     """hh-001 approved: its two guardians have an email now (María's from the
