@@ -17,6 +17,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseServerError
 from django.template.loader import render_to_string
 
+from config.security_log import path_shown
+
 log = logging.getLogger("errors")
 
 
@@ -45,7 +47,7 @@ class ErrorIdMiddleware:
             error_id,
             type(exception).__name__,
             request.method,
-            request.path,
+            path_shown(request),
             exc_info=exception,
         )
 

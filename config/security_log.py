@@ -35,8 +35,16 @@ _SECRET_IN_PATH = re.compile(r"(/(?:key|confirm-email)/)[^/]+")
 
 
 def path_shown(request: HttpRequest) -> str:
-    """The path without its query string and with any key in it masked."""
-    return _SECRET_IN_PATH.sub(r"\1…", request.path)
+    """The path without its query string, with any key in it masked, and with what
+    cannot be printed escaped: a line break in a URL must not write a line of its
+    own (a forged entry) into the log."""
+    return log_safe(_SECRET_IN_PATH.sub(r"\1…", request.path))
+
+
+def log_safe(text: str) -> str:
+    """``text`` with line breaks and other characters that cannot be printed (bidi
+    controls included) written as escapes."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _account(user: Any) -> str:

@@ -443,7 +443,9 @@ if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # How many load balancers in front of the web servers append to X-Forwarded-For: the
 # visitor's address (rate limits, logs) is read from there instead of the socket.
-TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=1 if BEHIND_TLS_PROXY else 0)
+# Set it only where they are: without one, the header is whatever the client wrote,
+# and trusting it would let anyone choose the address their guesses are counted on.
+TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=0)
 # django-allauth's rate limits (sign-in, password reset) read the address the same way;
 # otherwise every family behind the load balancer would share one address and one limit.
 ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_HOPS

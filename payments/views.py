@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonR
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from config.security_log import path_shown
 from payments import stripe_gateway
 from payments.webhooks import stripe_event_process, stripe_event_store
 from registration.throttle import client_ip, throttle_allows
@@ -40,7 +41,10 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         )
     except stripe_gateway.WebhookSignatureInvalid as problem:
         security_log.warning(
-            "refused: Stripe webhook, %s; path %s, ip %s", problem, request.path, client_ip(request)
+            "refused: Stripe webhook, %s; path %s, ip %s",
+            problem,
+            path_shown(request),
+            client_ip(request),
         )
         return HttpResponseBadRequest(b"invalid signature", content_type="text/plain")
     stripe_event_store(event=event)

@@ -17,6 +17,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
 
+from config.security_log import path_shown
 from registration.models import StaffProfile
 from registration.selectors import staff_profile_for
 from registration.throttle import client_ip
@@ -33,7 +34,7 @@ def log_refusal(request: HttpRequest, reason: str) -> None:
         "refused: %s; user %s, path %s, ip %s",
         reason,
         request.user.pk,
-        request.path,
+        path_shown(request),
         client_ip(request),
     )
 

@@ -60,6 +60,10 @@ ACTIVE_PDF = _(
 LOCKED_PDF = _("%(name)s is protected by a password. Please send it without a password.")
 TOO_MANY_PIXELS = _("%(name)s is too large an image to open safely. Please send a smaller photo.")
 UNREADABLE_IMAGE = _("%(name)s is not a PDF, JPEG or PNG file.")
+UNCHECKABLE_PDF = _(
+    "%(name)s could not be checked: part of it cannot be read. Please send a scan or a "
+    "photo of the document instead."
+)
 
 
 def proof_refusal(upload: UploadedFile, content_type: str) -> Any:
@@ -99,22 +103,40 @@ def _pdf_refusal(data: bytes) -> Any:
         return ACTIVE_PDF
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
+    except Exception:  # pypdf raises many kinds of error for a damaged file
+        # A file pypdf cannot open at all is judged on its bytes alone (above):
+        # readers repair what they can, and a broken scan is the office's to look at.
+        return None
+    try:
         if reader.is_encrypted and not reader.decrypt(""):
             return LOCKED_PDF
-        if any(_is_active(obj) for obj in _pdf_objects(reader)):
+        objects = list(_pdf_objects(reader))
+    except Exception:
+        return UNCHECKABLE_PDF
+    try:
+        if any(_is_active(obj) for obj in objects if obj is not UNREADABLE):
             return ACTIVE_PDF
-    except Exception:  # pypdf raises many kinds of error for a damaged file
-        # A file pypdf cannot parse is judged on its bytes alone (above): readers
-        # repair what they can, and a broken scan is the office's to look at.
-        return None
+    except Exception:
+        return UNCHECKABLE_PDF
+    if UNREADABLE in objects:
+        # An object that cannot be read may hide an action behind it (one built to
+        # crash the parser before it reaches the rest): it is not accepted unseen.
+        return UNCHECKABLE_PDF
     return None
 
 
+UNREADABLE = object()
+
+
 def _pdf_objects(reader: PdfReader) -> Iterator[Any]:
+    """Every object of the file; ``UNREADABLE`` for each one pypdf cannot read."""
     numbers = [(n, g) for g, entries in reader.xref.items() for n in entries]
     numbers += [(n, 0) for n in reader.xref_objStm]
     for number, generation in numbers[:PDF_MAX_OBJECTS]:
-        yield IndirectObject(number, generation, reader).get_object()
+        try:
+            yield IndirectObject(number, generation, reader).get_object()
+        except Exception:  # RecursionError included: a nesting built to crash the parser
+            yield UNREADABLE
     yield reader.trailer
 
 

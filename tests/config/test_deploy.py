@@ -80,8 +80,9 @@ def test_check_deploy_finds_nothing_with_production_like_variables(name):
         "CSRF_COOKIE_SAMESITE": "Lax",
         "LANGUAGE_COOKIE_SECURE": True,
         "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"],
-        "TRUSTED_PROXY_HOPS": 1,
-        "ALLAUTH_TRUSTED_PROXY_COUNT": 1,
+        # Never trusted unless said: without a load balancer the client writes it.
+        "TRUSTED_PROXY_HOPS": 0,
+        "ALLAUTH_TRUSTED_PROXY_COUNT": 0,
         "CSRF_FAILURE_VIEW": "config.security_log.csrf_failure",
     }
 
@@ -92,7 +93,11 @@ def test_each_secure_setting_can_be_changed_by_its_variable():
         "SECURE_HSTS_SECONDS": "600",
         "SECURE_SSL_REDIRECT": "false",
         "BEHIND_TLS_PROXY": "false",
+        "TRUSTED_PROXY_HOPS": "1",
     }
+    values = json.loads(run(["-c", PRINT_SECURITY], env).stdout.strip().splitlines()[-1])
+    assert values["TRUSTED_PROXY_HOPS"] == values["ALLAUTH_TRUSTED_PROXY_COUNT"] == 1
+    env["TRUSTED_PROXY_HOPS"] = "0"
     values = json.loads(run(["-c", PRINT_SECURITY], env).stdout.strip().splitlines()[-1])
     assert values["SECURE_HSTS_SECONDS"] == 600
     assert values["SECURE_SSL_REDIRECT"] is False

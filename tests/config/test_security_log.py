@@ -167,3 +167,11 @@ def test_behind_the_load_balancer_each_family_has_its_own_sign_in_limit(
         HTTP_X_FORWARDED_FOR="198.51.100.200",
     )
     assert response.status_code == 302
+
+
+def test_a_line_break_in_a_url_cannot_write_a_line_into_the_log(db, client, caplog):
+    with caplog.at_level(logging.WARNING, logger="security.refused"):
+        client.get("/nope%0a2026-11-29 WARNING security sign-in failed: account 1")
+    (record,) = logged(caplog, "security.refused")
+    message = record.getMessage()
+    assert "\n" not in message and "/nope\\n2026-11-29" in message

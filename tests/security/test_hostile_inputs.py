@@ -526,6 +526,14 @@ UPLOADS: dict[str, tuple[str, bytes, str | None]] = {
         _pdf_compressed(b"<< /S /JavaScript /JS (app.alert(1)) >>"),
         "contains a script",
     ),
+    # An object nested too deep for the parser, hiding the script behind it.
+    "pdf_parser_crash": (
+        "lease.pdf",
+        _pdf_compressed(
+            b"<< /S /JavaScript /JS (app.alert(1)) /X " + b"[" * 20_000 + b"]" * 20_000 + b" >>"
+        ),
+        "could not be checked",
+    ),
     "zip": ("lease.zip", _zip(), "is not a PDF, JPEG or PNG file"),
     "zip_named_pdf": ("lease.pdf", _zip(), "is not a PDF, JPEG or PNG file"),
     "png_decompression_bomb": ("bill.png", _png_header(100_000, 100_000), "too large an image"),
