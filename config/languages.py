@@ -56,6 +56,6 @@ FIELD_SUFFIX = {"es": "es", "zh-hans": "zh"}
 
 def text_in(obj: object, field: str, language: str | None, *, english: str) -> str:
     """``obj``'s ``<field>_<suffix>`` for ``language``, else ``english``."""
-    suffix = FIELD_SUFFIX.get(language or "")
+    suffix = FIELD_SUFFIX.get(product_language(language) or "")
     translated: str = getattr(obj, f"{field}_{suffix}") if suffix else ""
     return translated or english

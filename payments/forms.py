@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from payments.cart import CartLine, ChildCart, HouseholdCart
 from payments.models import Fee
-from payments.money import money
+from payments.money import currency_sign, money
 
 LINES = "line"
 LUNCH = "lunch-"
@@ -40,7 +40,9 @@ class MoneyField(forms.CharField):
 
     def to_python(self, value: Any) -> int | None:  # type: ignore[override]
         text = str(super().to_python(value) or "")
-        text = text.replace("$", "").replace(" ", "").replace("\u00a0", "")
+        # As typed, or as the page writes amounts: 20, $20.00, US$20.00 (Chinese).
+        text = text.replace(" ", "").replace("\u00a0", "").upper().removeprefix("US")
+        text = text.replace("$", "")
         if not text:
             return None
         if len(text) > 16:
@@ -166,6 +168,11 @@ class CartFields(forms.Form):
     @property
     def chosen_total_display(self) -> str:
         return money(self.chosen_total_cents)
+
+    @property
+    def currency_sign(self) -> str:
+        """For the page's script, which writes the total as the family chooses."""
+        return currency_sign()
 
     # -- cleaning ----------------------------------------------------------------------
 

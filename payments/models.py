@@ -353,6 +353,7 @@ class CheckoutLine(models.Model):
     )
     fee = models.ForeignKey(Fee, on_delete=models.PROTECT, related_name="checkout_lines")
     amount_cents = models.PositiveIntegerField()
+    # In the payer's language when they paid: Stripe's page shows it.
     description = models.CharField(max_length=300, help_text=_("As shown on Stripe's page."))
 
     class Meta:
@@ -366,6 +367,15 @@ class CheckoutLine(models.Model):
 
     def __str__(self) -> str:
         return self.description
+
+    def description_in(self, language: str | None) -> str:
+        """The fee and the child, in ``language`` (a receipt's, an email's)."""
+        return f"{self.fee.title_in(language)} – {self.student.full_name}"
+
+    @property
+    def staff_description(self) -> str:
+        """The fee and the child as staff pages and the ledger name them: English."""
+        return f"{self.fee.title} – {self.student.full_name}"[:300]
 
 
 class Refund(ConcurrentTransitionMixin, models.Model):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from django.utils import translation
 
+from config.languages import product_language
+
 # How a reader of each language writes US dollars (Unicode CLDR): "$" in English and in
 # the Spanish of the United States, "US$" in Chinese, where "$" alone is ambiguous.
 CURRENCY_SIGN = {"zh-hans": "US$"}
@@ -15,5 +17,9 @@ def money(cents: int, *, minus: str = "-") -> str:
     a negative amount starts with ``minus``."""
     sign = minus if cents < 0 else ""
     cents = abs(cents)
-    currency = CURRENCY_SIGN.get(translation.get_language() or "", "$")
-    return f"{sign}{currency}{cents // 100:,}.{cents % 100:02d}"
+    return f"{sign}{currency_sign()}{cents // 100:,}.{cents % 100:02d}"
+
+
+def currency_sign() -> str:
+    """How the active language writes US dollars before an amount."""
+    return CURRENCY_SIGN.get(product_language(translation.get_language()) or "", "$")

@@ -969,7 +969,7 @@ def checkout_pay(
                     LedgerEntry(
                         kind=LedgerEntry.Kind.ASSESSMENT,
                         amount_cents=unassessed,
-                        note=line.description,
+                        note=line.staff_description,
                         **common,
                     )
                 )
@@ -977,7 +977,7 @@ def checkout_pay(
                 LedgerEntry(
                     kind=LedgerEntry.Kind.PAYMENT,
                     amount_cents=-line.amount_cents,
-                    note=line.description,
+                    note=line.staff_description,
                     **common,
                 )
             )
@@ -1044,8 +1044,11 @@ def checkout_receipt_send(*, checkout_id: int) -> bool:
                 "name": guardian.full_name if guardian is not None else payer.get_full_name(),
                 "number": receipt_number(checkout),
                 "lines": [
-                    {"description": line.description, "amount": money(line.amount_cents)}
-                    for line in checkout.lines.order_by("pk")
+                    {
+                        "description": line.description_in(receipt.language),
+                        "amount": money(line.amount_cents),
+                    }
+                    for line in checkout.lines.select_related("fee", "student").order_by("pk")
                 ],
                 "total": money(checkout.total_cents),
                 "reference": checkout.reference,

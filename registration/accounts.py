@@ -18,6 +18,20 @@ class AccountAdapter(DefaultAccountAdapter):
         # Guardians get accounts by activation code; staff from the registrar.
         return False
 
+    def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
+        """Account emails (confirming an address, resetting a password) in the
+        language the guardian reads, not that of the browser that asked for them."""
+        from registration.selectors import guardian_for
+        from registration.services import guardian_language
+
+        user = context.get("user")
+        guardian = guardian_for(user) if user is not None and user.pk else None
+        if guardian is None:
+            super().send_mail(template_prefix, email, context)
+            return
+        with translation.override(guardian_language(guardian)):
+            super().send_mail(template_prefix, email, context)
+
     def post_login(self, request: HttpRequest, user: Any, **kwargs: Any) -> HttpResponse:
         """A guardian signed in on any device reads the site in the language they
         chose (at activation or with the language switch), not the browser's."""

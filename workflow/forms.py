@@ -160,6 +160,11 @@ class AcknowledgementForm(forms.Form):
         if acknowledgement is not None:
             self.fields["key"].disabled = True
             self.fields["key"].help_text = _("The short name stays the same across versions.")
+            if not acknowledgement.title_zh:
+                # Written before the product spoke Chinese: its other details can
+                # still be changed; adding the translation later keeps the version.
+                for name in ("title_zh", "body_zh"):
+                    self.fields[name].required = False
 
     def clean_key(self) -> str:
         key: str = self.cleaned_data["key"]

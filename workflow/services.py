@@ -402,13 +402,23 @@ def acknowledgement_save(
             .filter(campaign=campaign, key=key, is_current=True)
             .first()
         )
-        if current is not None and all(
-            getattr(current, f) == texts[f] for f in ACKNOWLEDGEMENT_TEXT_FIELDS
-        ):
+        changed = [
+            f for f in ACKNOWLEDGEMENT_TEXT_FIELDS if getattr(current, f, None) != texts.get(f, "")
+        ]
+        # A translation written for the first time (a document from before the product
+        # spoke Chinese) says nothing new: families who accepted keep their acceptance.
+        filled = [f for f in changed if current is not None and not getattr(current, f)]
+        if current is not None and changed == filled:
             current.required, current.position = required, position
-            current.save(update_fields=["required", "position"])
+            for f in filled:
+                setattr(current, f, texts[f])
+            current.save(update_fields=["required", "position", *filled])
             audit_record(
-                action=AuditEvent.Action.CHANGE, obj=current, actor=actor, actor_label=actor_label
+                action=AuditEvent.Action.CHANGE,
+                obj=current,
+                actor=actor,
+                actor_label=actor_label,
+                detail={"translated": filled} if filled else None,
             )
             return current
         # Numbered after the highest version, a retired one included.
@@ -428,7 +438,7 @@ def acknowledgement_save(
             required=required,
             position=position,
             created_by=actor,
-            **{f: texts[f] for f in ACKNOWLEDGEMENT_TEXT_FIELDS},
+            **{f: texts.get(f, "") for f in ACKNOWLEDGEMENT_TEXT_FIELDS},
         )
         audit_record(
             action=AuditEvent.Action.CREATE,

@@ -5,7 +5,8 @@
   "use strict";
 
   function cents(text) {
-    var value = String(text || "").replace(/[$\s\u00a0]/g, "");
+    // As typed, or as the page writes amounts: 20, $20.00, US$20.00 (Chinese).
+    var value = String(text || "").replace(/^\s*US/i, "").replace(/[$\s\u00a0]/g, "");
     if (/^\d{1,7},\d{1,2}$/.test(value)) { value = value.replace(",", "."); }
     else { value = value.replace(/,(?=\d{3}(\D|$))/g, ""); }
     if (!/^\d{1,7}(\.\d{1,2})?$/.test(value)) { return 0; }
@@ -13,9 +14,9 @@
     return Number(parts[0]) * 100 + Number(((parts[1] || "") + "00").slice(0, 2));
   }
 
-  function dollars(amount) {
+  function dollars(amount, currency) {
     var whole = String(Math.floor(amount / 100)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-    return "$" + whole + "." + String(amount % 100).padStart(2, "0");
+    return currency + whole + "." + String(amount % 100).padStart(2, "0");
   }
 
   document.querySelectorAll("form[data-cart]").forEach(function (form) {
@@ -35,7 +36,7 @@
           total += amount;
         }
       });
-      output.textContent = dollars(total);
+      output.textContent = dollars(total, output.dataset.currency || "$");
     }
 
     function release() {

@@ -337,19 +337,28 @@ def test_a_chinese_household_gets_a_chinese_receipt_and_email(
     child = (
         Student.objects.filter(householdstudent__household=chinese_household).order_by("pk").first()
     )
-    checkout = checkout_create(
-        household=chinese_household, lines=[(child, lunch, 12345)], user=other_guardian_user
-    )
+    lunch.title_zh = "午餐账户"
+    lunch.save(update_fields=["title_zh"])
+    # Paid from a page in English: the receipt and its email still name the fee in
+    # the receipt's language, and the ledger (staff) in English.
+    with translation.override("en"):
+        checkout = checkout_create(
+            household=chinese_household, lines=[(child, lunch, 12345)], user=other_guardian_user
+        )
     checkout = paid(checkout, django_capture_on_commit_callbacks)
     receipt = checkout.receipt
     assert receipt.language == "zh-hans"
+    notes = set(LedgerEntry.objects.filter(checkout=checkout).values_list("note", flat=True))
+    assert notes == {f"{lunch.title} – {child.full_name}"}
     text = receipt_text(receipt)
     with translation.override("zh-hans"):
         assert gettext("Receipt number") in text
         paid_on = formats.date_format(timezone.localtime(checkout.paid_at), "DATE_FORMAT")
     assert "年" in paid_on and paid_on in text.replace("\n", "")
     assert "US$123.45" in text
+    assert "午餐账户 US$123.45" in text  # the PDF: child, fee, amount in columns
     (message,) = mail.outbox
     assert "US$123.45" in message.body
+    assert f"午餐账户 – {child.full_name}: US$123.45" in message.body
     with translation.override("zh-hans"):
         assert "收据 R-" in message.subject

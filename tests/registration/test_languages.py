@@ -7,13 +7,16 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.core import mail
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from django.utils import translation
+from django.utils.translation import gettext
 from pypdf import PdfReader
 
 from config.languages import language_or_default, product_language
+from payments.forms import MoneyField
 from payments.money import money
 from payments.templatetags.staff_money import dollars
 from registration.models import Guardian, Household
@@ -158,3 +161,72 @@ def test_a_document_without_chinese_text_is_shown_in_english(campaign):
     assert ack.title_in("zh-hans") == "Family handbook"
     assert ack.body_in("zh-hans") == ack.body_en
     assert ack.body_in("es") == ack.body_es
+
+
+def test_a_password_reset_email_is_in_the_guardians_language(client, guardian_user):
+    Guardian.objects.filter(user=guardian_user).update(language="zh-hans")
+    client.post(
+        reverse("account_reset_password"),
+        {"email": guardian_user.email},
+        HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9",
+    )
+    (message,) = mail.outbox
+    with translation.override("zh-hans"):
+        assert gettext("Password Reset Email") in message.subject
+    assert "Password Reset" not in message.subject
+
+
+def test_a_language_code_in_any_case_finds_the_translation(campaign):
+    ack = Acknowledgement.objects.get(campaign=campaign, key="handbook")
+    assert ack.body_in("zh-Hans") == ack.body_zh
+    with translation.override("zh-Hans"):
+        assert money(100) == "US$1.00"
+
+
+def test_a_document_written_before_chinese_gets_its_translation_in_place(
+    client, registrar_user, campaign
+):
+    ack = Acknowledgement.objects.get(campaign=campaign, key="photo-day")
+    Acknowledgement.objects.filter(pk=ack.pk).update(title_zh="", body_zh="")
+    sign_in(client, registrar_user)
+    edit = reverse("staff_acknowledgement_edit", args=[campaign.pk, ack.pk])
+    fields = {
+        "key": ack.key,
+        "title_en": ack.title_en,
+        "body_en": ack.body_en,
+        "title_es": ack.title_es,
+        "body_es": ack.body_es,
+        "position": "5",
+    }
+    # Its other details change without a translation it never had...
+    response = client.post(edit, fields)
+    assert response.status_code == 302, response.context["form"].errors
+    ack.refresh_from_db()
+    assert (ack.position, ack.required, ack.version) == (5, False, 1)
+    # ...and the translation written for the first time keeps the version (and every
+    # acceptance of it).
+    client.post(edit, {**fields, "title_zh": "拍照日", "body_zh": "班级照在九月拍摄。"})
+    current = Acknowledgement.objects.get(campaign=campaign, key="photo-day", is_current=True)
+    assert (current.pk, current.version, current.title_zh) == (ack.pk, 1, "拍照日")
+    change = AuditEvent.objects.filter(object_id=str(ack.pk), action="change").latest("pk")
+    assert change.detail == {"translated": ["title_zh", "body_zh"]}
+    # Changing a translation it already had is a new version.
+    client.post(edit, {**fields, "title_zh": "拍照日", "body_zh": "班级照和年鉴照在九月拍摄。"})
+    current = Acknowledgement.objects.get(campaign=campaign, key="photo-day", is_current=True)
+    assert current.version == 2
+
+
+def test_amounts_are_read_as_the_page_writes_them():
+    field = MoneyField(required=False)
+    for typed in ("20", "$20.00", "US$20.00", "us$ 20", "20,00"):
+        assert field.clean(typed) == 2000, typed
+
+
+def test_the_cart_writes_its_total_with_the_readers_currency_sign(client, guardian_user, campaign):
+    from payments.models import Fee
+
+    Fee.objects.create(kind=Fee.Kind.OPTIONAL, title="Yearbook", title_zh="年鉴", amount_cents=3500)
+    sign_in(client, guardian_user)
+    client.cookies["django_language"] = "zh-hans"
+    html = client.get(reverse("guardian_fees"), follow=True).content.decode()
+    assert 'data-currency="US$"' in html and "US$35.00" in html
