@@ -29,7 +29,8 @@ from typing import Any
 
 from celery import Celery, Task
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db import connection as database
 from django.db.models import F
 from django.utils import timezone
 from kombu import Connection
@@ -258,8 +259,10 @@ def message_reopen_after_failure(
         return
     if not isinstance(exception, TRANSIENT_ERRORS):
         return
-    # The task may have failed because its connection broke: never reuse that one.
-    close_old_connections()
+    # The task may have failed because its connection broke: never reuse that one
+    # (outside a transaction; a worker runs its tasks in autocommit).
+    if database.connection is not None and not database.in_atomic_block:
+        database.close_if_unusable_or_obsolete()
     try:
         message_id = int(task_id.removeprefix(TASK_ID_PREFIX))
         reopened = OutboxMessage.objects.filter(

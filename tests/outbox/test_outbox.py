@@ -15,7 +15,7 @@ import pytest
 from celery import shared_task
 from celery.signals import task_failure
 from django.core.management import CommandError, call_command
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connection, connections, transaction
 from django.utils import timezone
 
 from outbox.models import DeliveryClaim, OutboxMessage
@@ -191,6 +191,28 @@ def test_a_task_that_gave_up_during_an_outage_is_published_again_later():
     assert outage.last_error == "SMTPServerDisconnected: the mail server went away"
     bug.refresh_from_db()
     assert bug.dispatched_at == now  # a bug is not retried by the outbox
+
+
+@pytest.mark.postgresql  # SQLite's in-memory test database never really closes
+@pytest.mark.django_db(transaction=True)
+def test_a_task_whose_connection_broke_reopens_its_row_on_a_new_one():
+    """Its last attempt failed because the worker's database connection broke: the
+    row is reopened on a fresh connection, not on the broken one."""
+    now = timezone.now()
+    message = OutboxMessage.objects.create(
+        task_name=recorded_task.name, args=[3], available_at=now, dispatched_at=now, attempts=1
+    )
+    broken = connection.connection
+    connection.errors_occurred = True
+    with mock.patch.object(type(connections["default"]), "is_usable", return_value=False):
+        task_failure.send(
+            sender=recorded_task,
+            task_id=f"outbox-{message.pk}",
+            exception=OperationalError("server closed the connection unexpectedly"),
+        )
+    assert connection.connection is not broken
+    message.refresh_from_db()
+    assert message.dispatched_at is None
 
 
 def test_a_task_that_gave_up_while_the_database_was_down_stays_in_the_broker():
