@@ -7,7 +7,8 @@ plus axe's best practices, and three checks axe cannot make:
 - the skip link is the first thing Tab reaches, and it moves focus to ``<main>``
   (WCAG 2.4.1);
 - on the families' pages, at 360 px wide, every link, button and form control is at
-  least 24 × 24 CSS pixels, except a link inside a sentence (WCAG 2.5.8).
+  least 24 × 24 CSS pixels, except a link inside a sentence (WCAG 2.5.8), and the
+  page is no wider than the phone: nothing to scroll sideways (WCAG 1.4.10).
 
 ``Audit.check(page)`` records what is wrong on the page and which page it was;
 ``Audit.report()`` lists every problem with its rule, impact, target and page.
@@ -212,6 +213,11 @@ class Audit:
             page.set_viewport_size(PHONE)
         for small in page.evaluate(SMALL_TARGETS, MIN_TARGET_PX):
             self._problem(label, "target-size-24px", small, "Touch target under 24 x 24 px")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > PHONE["width"]:
+            self._problem(
+                label, "reflow-360px", f"{width} px wide", "The page scrolls sideways on a phone"
+            )
         if viewport != PHONE:
             page.set_viewport_size(viewport)
 

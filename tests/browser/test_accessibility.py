@@ -615,7 +615,8 @@ def test_every_staff_page_is_accessible(
 
 def test_the_checks_find_what_they_look_for(chromium, live_server, audit):
     """A page spoilt on purpose: focus outlines removed, a tiny link on its own line,
-    an image without a text alternative, and a skip link that goes nowhere."""
+    an image without a text alternative, a block wider than the phone, and a skip
+    link that goes nowhere."""
     context = chromium.new_context(base_url=live_server.url, bypass_csp=True, viewport=PHONE)
     try:
         page = context.new_page()
@@ -626,7 +627,8 @@ def test_the_checks_find_what_they_look_for(chromium, live_server, audit):
               const main = document.querySelector('main .wrap');
               main.insertAdjacentHTML('beforeend',
                 '<p><a href="/x" style="font-size: 9px; line-height: 1">x</a></p>'
-                + '<img src="/static/favicon.svg">');
+                + '<img src="/static/favicon.svg">'
+                + '<div style="width: 500px">too wide</div>');
               document.querySelector('.skip-link').setAttribute('href', '#nowhere');
             }"""
         )
@@ -635,7 +637,11 @@ def test_the_checks_find_what_they_look_for(chromium, live_server, audit):
         context.close()
         connections.close_all()
     found = {problem.rule for problem in audit.problems}
-    assert {"focus-visible", "target-size-24px", "image-alt", "skip-link-focus"} <= found, (
-        audit.report()
-    )
+    assert {
+        "focus-visible",
+        "target-size-24px",
+        "image-alt",
+        "skip-link-focus",
+        "reflow-360px",
+    } <= found, audit.report()
     assert 'a "x" is' in audit.report()
