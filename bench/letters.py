@@ -118,7 +118,7 @@ def measure(count: int, workdir: Path) -> dict[str, object]:
 
 
 def run(*, quick: bool) -> list[dict[str, object]]:
-    count = 500 if quick else 5_000
+    count = 300 if quick else 5_000
     with tempfile.TemporaryDirectory() as temporary:
         env = dict(
             os.environ,

@@ -72,7 +72,7 @@ class Plan:
 
 
 FULL = Plan(levels=(2, 4, 8, 16), seconds=12, warm_seconds=5, households=240, sign=True)
-QUICK = Plan(levels=(2, 4), seconds=3, warm_seconds=2, households=20, sign=False)
+QUICK = Plan(levels=(4,), seconds=3, warm_seconds=1, households=20, sign=False)
 
 
 def _free_ports(count: int) -> list[int]:
