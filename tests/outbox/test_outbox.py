@@ -53,6 +53,11 @@ def fresh_calls():
     REFUSING.clear()
 
 
+def _clock_at(moment: datetime.datetime):
+    """The outbox reads ``moment`` as the time now."""
+    return mock.patch("outbox.services.timezone.now", return_value=moment)
+
+
 def _due_now() -> None:
     """Let the time a waiting message waits pass."""
     OutboxMessage.objects.update(available_at=timezone.now() - datetime.timedelta(seconds=1))
@@ -107,19 +112,24 @@ def test_in_process_a_failed_task_waits_in_the_outbox_and_runs_again(
     assert message.dispatched_at is None
     assert message.attempts == 1
     assert message.last_error == "ValueError: 7 refused"
-    assert message.available_at > timezone.now()  # not at once: it waits a little
+    assert outbox_dispatch().failed == 0  # not tried again at once: it waits a little
     assert "task tests.outbox.test_outbox.recorded_task(7,) failed" in caplog.text
 
-    # Still refused: it waits longer each time.
+    # Still refused: it waits longer each time (2 s after the first failure, 4 s after
+    # the second), read on a clock the test moves.
     _due_now()
-    before = timezone.now()
     report = outbox_dispatch()
     assert (report.published, report.failed) == (0, 1)
     message.refresh_from_db()
     assert message.attempts == 2
-    assert message.available_at >= before + datetime.timedelta(seconds=4)
-
     REFUSING.clear()
+    failed_at = timezone.now()
+    for seconds, published in ((0, 0), (3, 0), (5, 1)):
+        with _clock_at(failed_at + datetime.timedelta(seconds=seconds)):
+            assert outbox_dispatch().published == published, seconds
+    assert CALLS == [7]
+    OutboxMessage.objects.update(dispatched_at=None)  # and once more by the command
+    CALLS.clear()
     _due_now()
     out = StringIO()
     call_command("outbox_dispatch", "--once", stdout=out)
@@ -127,7 +137,7 @@ def test_in_process_a_failed_task_waits_in_the_outbox_and_runs_again(
     assert CALLS == [7]
     message.refresh_from_db()
     assert message.dispatched_at is not None
-    assert message.attempts == 3
+    assert message.attempts == 4
 
 
 def test_a_message_for_an_unknown_task_waits_and_does_not_block_the_others():
@@ -142,7 +152,7 @@ def test_a_message_for_an_unknown_task_waits_and_does_not_block_the_others():
     lost.refresh_from_db()
     assert lost.dispatched_at is None
     assert "ModuleNotFoundError" in lost.last_error
-    assert lost.available_at > timezone.now()
+    assert outbox_dispatch().failed == 0  # it waits before it is tried again
 
 
 def test_with_the_broker_down_the_change_commits_and_the_task_waits(
@@ -187,10 +197,15 @@ def test_a_task_that_gave_up_during_an_outage_is_published_again_later():
     )
     outage.refresh_from_db()
     assert outage.dispatched_at is None
-    assert outage.available_at >= now + datetime.timedelta(seconds=REOPEN_SECONDS)
     assert outage.last_error == "SMTPServerDisconnected: the mail server went away"
     bug.refresh_from_db()
     assert bug.dispatched_at == now  # a bug is not retried by the outbox
+    # Published again once REOPEN_SECONDS have passed, not before (a clock the test moves).
+    with _clock_at(now + datetime.timedelta(seconds=REOPEN_SECONDS - 60)):
+        assert outbox_dispatch().published == 0
+    with _clock_at(now + datetime.timedelta(seconds=REOPEN_SECONDS + 60)):
+        assert outbox_dispatch().published == 1
+    assert CALLS == [1]
 
 
 @pytest.mark.postgresql  # SQLite's in-memory test database never really closes
