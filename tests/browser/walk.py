@@ -27,6 +27,7 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import translation
 from django.utils.translation import gettext
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 from payments.money import money
@@ -255,11 +256,26 @@ class Keyboard:
         tab_to(self.page, target)
         self.page.keyboard.press("Enter")
 
+    def __post_init__(self) -> None:
+        # Listening from the start turns Chromium's file-chooser interception on long
+        # before the first upload: turned on inside `expect_file_chooser`, it races the
+        # key press, and a chooser that opens first is cancelled unseen.
+        self.page.on("filechooser", lambda _chooser: None)
+
     def upload(self, target: Any, path: Path) -> None:
         tab_to(self.page, target)
-        with self.page.expect_file_chooser() as chooser:
-            self.page.keyboard.press("Space")
-        chooser.value.set_files(str(path))
+        for _attempt in range(3):
+            try:
+                with self.page.expect_file_chooser(timeout=8_000) as chooser:
+                    self.page.keyboard.press("Space")
+            except PlaywrightTimeoutError:
+                # A key press lost on a loaded machine is pressed again; the focus
+                # must still be on the field, so the walk stays keyboard-only.
+                assert target.evaluate("el => el === document.activeElement")
+                continue
+            chooser.value.set_files(str(path))
+            return
+        raise AssertionError("Space on the focused file field never opened the file chooser")
 
 
 # -- the walk ------------------------------------------------------------------------
