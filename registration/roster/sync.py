@@ -17,6 +17,8 @@ from django.db.models import CharField, Model, Q
 from django.db.models.functions import Cast
 from phonenumber_field.modelfields import PhoneNumberField
 
+from registration.roster.copy import copy_available, copy_create
+
 BATCH_SIZE = 2000
 
 # A natural key: a sourcedId, or a tuple of values for composite keys.
@@ -137,22 +139,39 @@ def sync_table(
         )
 
     if to_create:
-        objects = []
+        rows = []
         for key in to_create:
             key_values = dict(zip(spec.key, key if len(spec.key) > 1 else (key,), strict=True))
-            objects.append(model(**key_values, **wanted[key]))
-        model._default_manager.bulk_create(objects, batch_size=BATCH_SIZE)
-        if history is not None:
-            history.bulk_history_create(
-                objects,
-                batch_size=BATCH_SIZE,
-                default_change_reason=change_reason,
-                default_date=now,
-            )
-        for key, obj in zip(to_create, objects, strict=True):
-            result.pks[key] = obj.pk
+            rows.append({**key_values, **wanted[key]})
+        pks = _create(model, rows, now=now, history=history, change_reason=change_reason)
+        for key, pk in zip(to_create, pks, strict=True):
+            result.pks[key] = pk
         result.created = to_create
     return result
+
+
+def _create(
+    model: type[Model],
+    rows: list[dict[str, Any]],
+    *,
+    now: datetime.datetime,
+    history: Any,
+    change_reason: str,
+) -> list[int]:
+    """Insert new rows and their "+" history rows; their primary keys in order.
+    PostgreSQL takes them through ``COPY``, other databases through ``bulk_create``."""
+    if copy_available():
+        return copy_create(model, rows, now=now, history=history, change_reason=change_reason)
+    objects = [model(**row) for row in rows]
+    model._default_manager.bulk_create(objects, batch_size=BATCH_SIZE)
+    if history is not None:
+        history.bulk_history_create(
+            objects,
+            batch_size=BATCH_SIZE,
+            default_change_reason=change_reason,
+            default_date=now,
+        )
+    return [obj.pk for obj in objects]
 
 
 def _update(
