@@ -206,8 +206,12 @@ def roster_import(*, path: Path, dry_run: bool = False, actor_label: str = "") -
         source.close()
     if report.ok:
         parsed = _check(tables, report.problems)
+        # The write needs only each file's line numbers: the rows themselves (most of
+        # the memory of a large import) go before it starts.
+        lines = {file: [row.line for row in rows] for file, rows in tables.items()}
+        del tables
         if report.ok:
-            _write_checked(parsed, tables, report, dry_run=dry_run, actor_label=actor_label)
+            _write_checked(parsed, lines, report, dry_run=dry_run, actor_label=actor_label)
     report.seconds = time.perf_counter() - started
     total = report.total()
     logger.info(
@@ -228,13 +232,13 @@ def roster_import(*, path: Path, dry_run: bool = False, actor_label: str = "") -
 
 def _write_checked(
     parsed: Parsed,
-    tables: dict[str, list[Row]],
+    lines: dict[str, list[int]],
     report: ImportReport,
     *,
     dry_run: bool,
     actor_label: str,
 ) -> None:
-    status = RowStatus(report, tables)
+    status = RowStatus(report, lines)
     for file, line in parsed.skipped:
         status.mark(file, line, "skipped")
     try:
@@ -898,10 +902,10 @@ class RowStatus:
 
     RANK = {"unchanged": 0, "skipped": 1, "updated": 2, "created": 3}
 
-    def __init__(self, report: ImportReport, tables: dict[str, list[Row]]) -> None:
+    def __init__(self, report: ImportReport, lines: dict[str, list[int]]) -> None:
         self.report = report
         self.status: dict[tuple[str, int], str] = {}
-        self.tables = tables
+        self.lines = lines
 
     def mark(self, file: str, line: int | None, status: str) -> None:
         if line is None:
@@ -914,11 +918,11 @@ class RowStatus:
         self.report.files[file].removed += count
 
     def finish(self) -> None:
-        for file, rows in self.tables.items():
+        for file, lines in self.lines.items():
             counts = self.report.files[file]
             counts.created = counts.updated = counts.unchanged = counts.skipped = 0
-            for row in rows:
-                status = self.status.get((file, row.line), "unchanged")
+            for line in lines:
+                status = self.status.get((file, line), "unchanged")
                 setattr(counts, status, getattr(counts, status) + 1)
 
 

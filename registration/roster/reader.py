@@ -49,15 +49,35 @@ class Problems:
         self.warnings.append(Problem(file, line, message, column, severity="warning"))
 
 
-@dataclass(frozen=True)
 class Row:
-    """One data line of a CSV file, its values stripped and NFC-normalised."""
+    """One data line of a CSV file, its values stripped and NFC-normalised.
 
-    line: int
-    values: dict[str, str]
+    A district's bundle has millions of lines: each row keeps its values in a tuple
+    and shares its file's column positions (a dict per row took three times the
+    memory), and equal values within a file are one string object."""
+
+    __slots__ = ("_columns", "_values", "line")
+
+    def __init__(self, line: int, columns: dict[str, int], values: tuple[str, ...]) -> None:
+        self.line = line
+        self._columns = columns
+        self._values = values
 
     def __getitem__(self, column: str) -> str:
-        return self.values[column]
+        return self._values[self._columns[column]]
+
+    @property
+    def values(self) -> dict[str, str]:
+        return {column: self._values[index] for column, index in self._columns.items()}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Row) and (self.line, self.values) == (other.line, other.values)
+
+    def __hash__(self) -> int:
+        return hash((self.line, self._values))
+
+    def __repr__(self) -> str:
+        return f"Row({self.line}, {self.values!r})"
 
 
 class RosterSourceError(Exception):
@@ -169,6 +189,8 @@ def parse_csv(
         return None
     rows: list[Row] = []
     width = len(header)
+    positions = {column: index for index, column in enumerate(header)}
+    seen: dict[str, str] = {}  # one string object per distinct value
     previous_end = reader.line_num
     try:
         for record in reader:
@@ -179,7 +201,8 @@ def parse_csv(
             if len(record) != width:
                 problems.error(name, line, f"expected {width} fields, found {len(record)}")
                 continue
-            rows.append(Row(line, {h: _normalise(v) for h, v in zip(header, record, strict=True)}))
+            values = tuple(seen.setdefault(value, value) for value in map(_normalise, record))
+            rows.append(Row(line, positions, values))
     except csv.Error as exc:
         problems.error(name, previous_end + 1, f"not valid CSV ({exc})")
         return None
