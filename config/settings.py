@@ -380,6 +380,9 @@ RETENTION_OUTBOX_DAYS = env.int("RETENTION_OUTBOX_DAYS", default=7)
 # The staff dashboard is counted in the background; older counts are shown while a
 # new count runs. 0: count on every view (small districts, tests).
 DASHBOARD_MAX_AGE_SECONDS = env.int("DASHBOARD_MAX_AGE_SECONDS", default=60)
+# District-wide summaries (data quality lists, activation rates) likewise: counted in
+# the background, the last count shown while a new one runs. 0: count on every view.
+SUMMARY_MAX_AGE_SECONDS = env.int("SUMMARY_MAX_AGE_SECONDS", default=300)
 
 CELERY_BEAT_SCHEDULE = {
     "email-new-codes-to-households-nobody-activated": {

@@ -260,13 +260,20 @@ class ActivationRate:
         return self.households_activated / self.households if self.households else 0.0
 
 
-def activation_rates(user: User) -> list[ActivationRate]:
-    """Per school: guardians and households, and how many have an account. Four
-    queries whatever the number of schools."""
-    rates = {s.pk: ActivationRate(school=s) for s in schools_visible_to(user)}
-    if not rates:
-        return []
-    links = StudentGuardian.objects.filter(student__school_id__in=rates, student__enabled=True)
+def activation_count() -> dict[str, Any]:
+    """What the activation page shows, for the whole district: per school id,
+    guardians, guardians with an account, households and households with an account
+    (three grouped queries whatever the number of schools); and how many guardians
+    are due a new code by email. Kept as the ``activation`` summary
+    (``workflow.summaries``): it reads every link of the district."""
+    from registration.services import activation_resend_candidates
+
+    schools: dict[str, list[int]] = {}
+
+    def row(school_id: int) -> list[int]:
+        return schools.setdefault(str(school_id), [0, 0, 0, 0])
+
+    links = StudentGuardian.objects.filter(student__enabled=True)
     for school_id, total, activated in (
         links.values_list("student__school_id")
         .annotate(
@@ -275,14 +282,14 @@ def activation_rates(user: User) -> list[ActivationRate]:
         )
         .order_by()
     ):
-        rates[school_id].guardians, rates[school_id].guardians_activated = total, activated
-    members = HouseholdStudent.objects.filter(student__school_id__in=rates, student__enabled=True)
+        row(school_id)[0:2] = [total, activated]
+    members = HouseholdStudent.objects.filter(student__enabled=True)
     for school_id, total in (
         members.values_list("student__school_id")
         .annotate(total=Count("household_id", distinct=True))
         .order_by()
     ):
-        rates[school_id].households = total
+        row(school_id)[2] = total
     activated_households = HouseholdGuardian.objects.filter(guardian__user__isnull=False).values(
         "household_id"
     )
@@ -292,5 +299,24 @@ def activation_rates(user: User) -> list[ActivationRate]:
         .annotate(total=Count("household_id", distinct=True))
         .order_by()
     ):
-        rates[school_id].households_activated = total
-    return sorted(rates.values(), key=lambda r: (grade_rank(r.school.low_grade), r.school.name))
+        row(school_id)[3] = total
+    return {"schools": schools, "due": activation_resend_candidates().count()}
+
+
+def activation_rates(user: User, counted: dict[str, Any]) -> list[ActivationRate]:
+    """Per school the user may see, the rates ``activation_count`` counted."""
+    rates = []
+    for school in schools_visible_to(user):
+        guardians, activated, households, households_activated = counted["schools"].get(
+            str(school.pk), [0, 0, 0, 0]
+        )
+        rates.append(
+            ActivationRate(
+                school=school,
+                guardians=guardians,
+                guardians_activated=activated,
+                households=households,
+                households_activated=households_activated,
+            )
+        )
+    return sorted(rates, key=lambda r: (grade_rank(r.school.low_grade), r.school.name))

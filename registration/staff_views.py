@@ -24,12 +24,12 @@ from registration.models import (
 from registration.services import (
     activation_code_email,
     activation_letter_reissue,
-    activation_resend_candidates,
     activation_resend_due,
 )
 from workflow import selectors as workflow_selectors
 from workflow.dashboard import dashboard_current
 from workflow.services import audit_record
+from workflow.summaries import summary_current
 
 # Up to this many schools, the dashboard shows every school's grades on one page.
 DASHBOARD_SCHOOLS_IN_FULL = 12
@@ -178,12 +178,15 @@ def guardian_email_code(request: HttpRequest, pk: int) -> HttpResponse:
 
 @staff_required(REGISTRAR)
 def activation_overview(request: HttpRequest) -> HttpResponse:
+    counted = summary_current("activation")
     return render(
         request,
         "staff/activation.html",
         {
-            "rates": selectors.activation_rates(request.user),
-            "due": activation_resend_candidates().count(),
+            "rates": selectors.activation_rates(request.user, counted.data),
+            "due": counted.data["due"],
+            "counted_at": counted.taken_at,
+            "max_age_minutes": max(settings.SUMMARY_MAX_AGE_SECONDS // 60, 1),
             "resend_days": settings.ACTIVATION_RESEND_DAYS,
         },
     )

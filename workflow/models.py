@@ -806,3 +806,21 @@ class DashboardCount(models.Model):
 
     def __str__(self) -> str:
         return f"Dashboard of campaign {self.campaign_id}: {self.school_id} {self.grade}"
+
+
+class Summary(models.Model):
+    """A district-wide summary as last counted (``workflow.summaries``): the data
+    quality lists, the activation rates per school. Counting them reads the whole
+    district, seconds for a million students, so pages read the stored result and a
+    worker counts again when it is older than ``settings.SUMMARY_MAX_AGE_SECONDS``.
+    One row per kind of summary."""
+
+    key = models.CharField(max_length=40, unique=True)
+    taken_at = models.DateTimeField()
+    data = models.JSONField()
+
+    class Meta:
+        verbose_name_plural = "summaries"
+
+    def __str__(self) -> str:
+        return f"{self.key} counted at {self.taken_at:%Y-%m-%d %H:%M}"

@@ -4,12 +4,17 @@ quality page.
 Every list is computed in the database: a count and at most ``LIST_LIMIT`` rows,
 two queries per list however large the district is. Records the roster marks as
 not enabled (people who left) are left out of every list.
+
+Comparing every name of a district for duplicates still reads all of it: a few
+seconds for a million students. So the page reads the lists as last counted, the
+``quality`` summary of ``workflow.summaries`` (``quality_current``).
 """
 
 from __future__ import annotations
 
+import datetime
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Generic, TypeVar
 
 from django.db.models import (
@@ -144,20 +149,23 @@ def students_without_guardian() -> QualityList[Student]:
     )
 
 
-def guardians_bounced() -> QualityList[Guardian]:
-    """Guardians with at least one email address that bounced; each row carries
-    ``bounced_email`` and ``bounced_at``, the latest bounce."""
+def _with_latest_bounce(guardians: QuerySet[Guardian]) -> QuerySet[Guardian]:
     latest = ContactPoint.objects.filter(
         guardian=OuterRef("pk"), kind=ContactPoint.Kind.EMAIL, bounced_at__isnull=False
     ).order_by("-bounced_at", "-pk")
+    return guardians.filter(Exists(latest)).annotate(
+        bounced_email=Subquery(latest.values("email")[:1]),
+        bounced_at=Subquery(latest.values("bounced_at")[:1]),
+    )
+
+
+def guardians_bounced() -> QualityList[Guardian]:
+    """Guardians with at least one email address that bounced; each row carries
+    ``bounced_email`` and ``bounced_at``, the latest bounce."""
     return _capped(
-        Guardian.objects.filter(enabled=True)
-        .filter(Exists(latest))
-        .annotate(
-            bounced_email=Subquery(latest.values("email")[:1]),
-            bounced_at=Subquery(latest.values("bounced_at")[:1]),
+        _with_latest_bounce(Guardian.objects.filter(enabled=True)).order_by(
+            "-bounced_at", "family_name", "given_name", "pk"
         )
-        .order_by("-bounced_at", "family_name", "given_name", "pk")
     )
 
 
@@ -313,3 +321,72 @@ def data_quality() -> DataQuality:
         guardians_duplicated=guardians_duplicated(),
         students_duplicated=students_duplicated(),
     )
+
+
+# -- the last count, read by the page ---------------------------------------------------
+
+
+def quality_count() -> dict[str, Any]:
+    """Every list now, as the ``quality`` summary keeps it: each list's count and the
+    ids of its first rows (the rows themselves for guardians who look duplicated)."""
+    quality = data_quality()
+
+    def ids(listed: QualityList[Any]) -> dict[str, Any]:
+        return {"total": listed.total, "ids": [row.pk for row in listed.rows]}
+
+    return {
+        "households_unreachable": ids(quality.households_unreachable),
+        "students_without_guardian": ids(quality.students_without_guardian),
+        "guardians_bounced": ids(quality.guardians_bounced),
+        "guardians_opted_out": ids(quality.guardians_opted_out),
+        "guardians_duplicated": {
+            "total": quality.guardians_duplicated.total,
+            "rows": [asdict(row) for row in quality.guardians_duplicated.rows],
+        },
+        "students_duplicated": {
+            **ids(quality.students_duplicated),
+            "keys": [row.duplicate_key for row in quality.students_duplicated.rows],  # type: ignore[attr-defined]
+        },
+    }
+
+
+def _in_order(queryset: QuerySet[Any], stored: dict[str, Any]) -> QualityList[Any]:
+    """The rows a count listed, in its order, as they are now (one query); a row
+    removed since is left out."""
+    by_id = queryset.in_bulk(stored["ids"])
+    return QualityList(
+        total=stored["total"], rows=[by_id[pk] for pk in stored["ids"] if pk in by_id]
+    )
+
+
+def quality_from_count(lists: dict[str, Any]) -> DataQuality:
+    """The lists as ``quality_count`` found them: one query per list."""
+    duplicated = _in_order(Student.objects.select_related("school"), lists["students_duplicated"])
+    keys = dict(
+        zip(lists["students_duplicated"]["ids"], lists["students_duplicated"]["keys"], strict=True)
+    )
+    for student in duplicated.rows:
+        student.duplicate_key = keys[student.pk]
+    return DataQuality(
+        households_unreachable=_in_order(Household.objects.all(), lists["households_unreachable"]),
+        students_without_guardian=_in_order(
+            Student.objects.select_related("school"), lists["students_without_guardian"]
+        ),
+        guardians_bounced=_in_order(
+            _with_latest_bounce(Guardian.objects.all()), lists["guardians_bounced"]
+        ),
+        guardians_opted_out=_in_order(Guardian.objects.all(), lists["guardians_opted_out"]),
+        guardians_duplicated=QualityList(
+            total=lists["guardians_duplicated"]["total"],
+            rows=[DuplicateGuardian(**row) for row in lists["guardians_duplicated"]["rows"]],
+        ),
+        students_duplicated=duplicated,
+    )
+
+
+def quality_current() -> tuple[DataQuality, datetime.datetime]:
+    """The lists as last counted (``workflow.summaries``), and when."""
+    from workflow.summaries import summary_current
+
+    summary = summary_current("quality")
+    return quality_from_count(summary.data), summary.taken_at

@@ -3,17 +3,18 @@ broken, each linked to where it is fixed."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from registration.access import REGISTRAR, staff_required
-from workflow.quality import LIST_LIMIT, data_quality
+from workflow.quality import LIST_LIMIT, quality_current
 from workflow.services import audit_record
 
 
 @staff_required(REGISTRAR)
 def quality_overview(request: HttpRequest) -> HttpResponse:
-    quality = data_quality()
+    quality, checked_at = quality_current()
     shown = {
         str(student.pk)
         for student in (
@@ -38,4 +39,13 @@ def quality_overview(request: HttpRequest) -> HttpResponse:
             },
         },
     )
-    return render(request, "staff/quality/overview.html", {"quality": quality, "limit": LIST_LIMIT})
+    return render(
+        request,
+        "staff/quality/overview.html",
+        {
+            "quality": quality,
+            "limit": LIST_LIMIT,
+            "checked_at": checked_at,
+            "max_age_minutes": max(settings.SUMMARY_MAX_AGE_SECONDS // 60, 1),
+        },
+    )

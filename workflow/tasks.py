@@ -59,6 +59,14 @@ def dashboard_count_task(campaign_id: int) -> int:
 
 
 @shared_task
+def summary_count_task(key: str) -> int:
+    """Count a district-wide summary again (see ``workflow.summaries``)."""
+    from workflow.summaries import summary_count
+
+    return summary_count(key).pk
+
+
+@shared_task
 def dashboards_count_task() -> int:
     """Count the dashboards of running campaigns, so staff rarely wait for one."""
     from workflow.dashboard import dashboard_count
