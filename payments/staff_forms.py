@@ -13,6 +13,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from config.widgets import LongSelect
 from payments.models import Checkout, Fee
 from payments.money import money
 from registration.models import ClassSection, School
@@ -287,6 +288,7 @@ class FeeForm(TranslatedTextsForm):
         queryset=School.objects.none(),
         required=False,
         empty_label=_("Every school"),
+        widget=LongSelect,
         help_text=_("Only the students of this school are asked to pay it."),
     )
     gl_code = forms.CharField(

@@ -11,6 +11,7 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
+from config.widgets import LongSelect
 from registration.models import School
 from workflow.models import PROOF_KINDS, AddressChangeRequest, OfficeHours
 
@@ -32,6 +33,7 @@ def _school_field(schools: QuerySet[School], empty_label: Any) -> SchoolChoiceFi
         queryset=schools.order_by("name"),
         required=False,
         empty_label=empty_label,
+        widget=LongSelect,
     )
 
 

@@ -9,10 +9,13 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
+from config.widgets import LongSelectMultiple
 from registration.grades import GRADE_LABELS, PROMOTION_ORDER
 from registration.models import School
 from workflow.models import Registration
 from workflow.selectors import REMINDER_STATES
+
+SCHOOLS_AS_CHECKBOXES = 20
 
 
 class ReminderFilterForm(forms.Form):
@@ -40,6 +43,12 @@ class ReminderFilterForm(forms.Form):
     def __init__(self, *args: Any, schools: QuerySet[School], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["schools"].queryset = schools.order_by("name")  # type: ignore[attr-defined]
+        if schools.count() > SCHOOLS_AS_CHECKBOXES:
+            # A thousand check boxes are no way to choose: a list the keyboard can
+            # search by typing, rendered without a template per school.
+            self.fields["schools"].widget = LongSelectMultiple(
+                choices=self.fields["schools"].choices  # type: ignore[attr-defined]
+            )
 
     @property
     def filters(self) -> dict[str, list[Any]]:
