@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from registration import selectors
 from registration.access import OFFICE, REGISTRAR, staff_required
+from registration.grades import grade_rank
 from registration.models import (
     ActivationCode,
     ActivationEmail,
@@ -33,6 +34,8 @@ from workflow.summaries import summary_current
 
 # Up to this many schools, the dashboard shows every school's grades on one page.
 DASHBOARD_SCHOOLS_IN_FULL = 12
+# More schools than this are listed a page at a time.
+DASHBOARD_SCHOOLS_PER_PAGE = 50
 
 
 @staff_required()
@@ -52,11 +55,27 @@ def staff_home(request: HttpRequest) -> HttpResponse:
         context["overview"] = selectors.school_overview(request.user)
         context["current_year"] = selectors.school_year_current()
     else:
-        dashboard = dashboard_current(request.user, campaign)
-        # A district of many schools shows the grades of one school at a time.
-        every_school = len(dashboard.schools) <= DASHBOARD_SCHOOLS_IN_FULL
         chosen = request.GET.get("school", "")
+        only = None
+        schools = selectors.schools_visible_to(request.user)
+        if schools.count() > DASHBOARD_SCHOOLS_PER_PAGE:
+            # A district of a thousand schools: a page of them at a time (and the
+            # chosen one), the district's total on every page.
+            ordered = sorted(
+                schools.only("pk", "name", "low_grade"),
+                key=lambda s: (grade_rank(s.low_grade), s.name),
+            )
+            page = Paginator(ordered, DASHBOARD_SCHOOLS_PER_PAGE).get_page(request.GET.get("page"))
+            context["schools_page"] = page
+            only = [s.pk for s in page.object_list] + ([int(chosen)] if chosen.isdigit() else [])
+        dashboard = dashboard_current(request.user, campaign, only=only)
+        # A district of many schools shows the grades of one school at a time.
+        every_school = only is None and len(dashboard.schools) <= DASHBOARD_SCHOOLS_IN_FULL
+        listed = set(only or []) - ({int(chosen)} if chosen.isdigit() else set())
         context["dashboard"] = dashboard
+        context["listed_schools"] = [
+            item for item in dashboard.schools if only is None or item.school.pk in listed
+        ]
         context["grades_of_every_school"] = every_school
         context["schools_in_detail"] = [
             item for item in dashboard.schools if every_school or str(item.school.pk) == chosen

@@ -15,6 +15,7 @@ every view.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from django.conf import settings
@@ -214,17 +215,19 @@ def dashboard_count_queue(campaign: Campaign) -> bool:
     return True
 
 
-def dashboard_current(user: Any, campaign: Campaign) -> Dashboard:
+def dashboard_current(
+    user: Any, campaign: Campaign, *, only: Collection[int] | None = None
+) -> Dashboard:
     """The dashboard for ``user``, counted at once when it never was (or when the
     maximum age is 0), otherwise as last counted, with a new count queued when the
     rows are older than the maximum age."""
     max_age = settings.DASHBOARD_MAX_AGE_SECONDS
     if max_age <= 0:
         dashboard_count(campaign)
-    dashboard = registration_dashboard(user, campaign)
+    dashboard = registration_dashboard(user, campaign, only=only)
     if dashboard.counted_at is None:
         dashboard_count(campaign)
-        return registration_dashboard(user, campaign)
+        return registration_dashboard(user, campaign, only=only)
     age = (timezone.now() - dashboard.counted_at).total_seconds()
     if max_age > 0 and age > max_age:
         dashboard_count_queue(campaign)

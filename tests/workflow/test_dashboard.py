@@ -430,3 +430,34 @@ def test_older_counts_are_shown_while_a_worker_counts_again(
     assert len(queued) == 1  # the second view did not ask again
     district = _rows(_tables(client)["Households by registration status, per school"])
     assert district["District total"][3] == "2"
+
+
+def test_a_district_of_many_schools_lists_them_a_page_at_a_time(spread, registrar_user, client):
+    """Over 50 schools: 50 a page with the district's total on every page, the same
+    few queries on every page, and a chosen school's grades shown from any page."""
+    from registration.models import School
+    from registration.staff_views import DASHBOARD_SCHOOLS_PER_PAGE
+
+    School.objects.bulk_create(
+        School(sourced_id=f"sch-extra-{n:03}", name=f"Zz Extra School {n:03}", low_grade="KG")
+        for n in range(DASHBOARD_SCHOOLS_PER_PAGE)
+    )
+    sign_in(client, registrar_user)
+    with CaptureQueriesContext(connection) as on_first:
+        first = _rows(_tables(client)["Households by registration status, per school"])
+    assert len(first) == DASHBOARD_SCHOOLS_PER_PAGE + 1  # and the district's total
+    assert first["District total"][:4] == ["6", "1", "1", "1"]
+    with CaptureQueriesContext(connection) as on_second:
+        html = client.get(reverse("staff_home") + "?page=2").content.decode()
+    assert len(on_second) == len(on_first)
+    second = _rows(_Tables(html).tables["Households by registration status, per school"])
+    assert len(second) == 3 + 1  # the 53 schools' last three
+    assert not set(first) & set(second) - {"District total"}
+    assert second["District total"] == first["District total"]
+    assert "Page 2 of 2" in html
+    sequoia = School.objects.get(name="Sequoia Middle School")
+    html = client.get(reverse("staff_home") + f"?page=2&school={sequoia.pk}").content.decode()
+    assert "Sequoia Middle School" not in _rows(
+        _Tables(html).tables["Households by registration status, per school"]
+    )
+    assert f'id="school-{sequoia.pk}"' in html  # its grades, below the page's schools
