@@ -51,6 +51,7 @@ from workflow.services import (
 )
 
 PAGE_SIZE = 50
+SCHOOLS_PER_PAGE = 50  # the office hours page of a district of a thousand schools
 PROOF_LABELS = dict(PROOF_KINDS)
 
 
@@ -235,12 +236,18 @@ def _may_change_slots(user: Any) -> bool:
 def visit_schedule_view(request: HttpRequest) -> HttpResponse:
     """Each school's office hours for visits. Registrars also set the minutes per
     visit and the families per slot; office staff change their own schools' hours."""
-    schools = visit_schedules_of(address_schools_visible_to(request.user))
+    visible = address_schools_visible_to(request.user).order_by("name", "pk")
+    # A district of a thousand schools lists them a page at a time.
+    page = Paginator(visible, SCHOOLS_PER_PAGE).get_page(request.GET.get("page"))
+    schools = visit_schedules_of(visible.filter(pk__in=[s.pk for s in page.object_list]))
     wanted = request.GET.get("school")
-    school = next((s for s in schools if str(s.pk) == wanted), None)
-    if wanted and school is None:
-        raise Http404
-    school = school or (schools[0] if schools else None)
+    if wanted:
+        chosen = visit_schedules_of(visible.filter(pk=wanted)) if wanted.isdigit() else []
+        if not chosen:
+            raise Http404
+        school = chosen[0]
+    else:
+        school = schools[0] if schools else None
     if school is None:
         return render(request, "staff/addresses/schedule.html", {"schools": [], "school": None})
     may_change_slots = _may_change_slots(request.user)
@@ -266,5 +273,11 @@ def visit_schedule_view(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "staff/addresses/schedule.html",
-        {"schools": schools, "school": school, "form": form},
+        {
+            "schools": schools,
+            "school": school,
+            "form": form,
+            "page": page,
+            "querystring": urlencode({"school": school.pk}),
+        },
     )

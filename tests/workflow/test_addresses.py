@@ -554,3 +554,32 @@ def test_office_staff_set_only_their_own_schools_hours(office_user, registrar_us
     assert client.get(f"{url}?school={high.pk}").status_code == 404
     assert client.post(f"{url}?school={high.pk}", {"d0_opens_1": "08:00"}).status_code == 404
     assert not OfficeHours.objects.filter(school=high).exists()
+
+
+def test_the_office_hours_of_many_schools_are_listed_a_page_at_a_time(registrar_user):
+    """A district of a thousand schools: 50 a page, each page the same few queries,
+    and any school's hours open from its page."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from workflow.address_views import SCHOOLS_PER_PAGE
+
+    School.objects.bulk_create(
+        School(sourced_id=f"sch-many-{n:03}", name=f"Zz School {n:03}", low_grade="KG")
+        for n in range(SCHOOLS_PER_PAGE)
+    )
+    client = _signed_in(registrar_user)
+    url = reverse("staff_address_schedule")
+    with CaptureQueriesContext(connection) as on_first:
+        first = client.get(url).content.decode()
+    last = School.objects.order_by("-name").first()
+    assert last is not None
+    with CaptureQueriesContext(connection) as on_second:
+        client.get(f"{url}?page=2")
+    assert len(on_first) == len(on_second)
+    second = client.get(f"{url}?page=2&school={last.pk}").content.decode()
+    assert first.count('<th scope="row"><a href="?school=') == SCHOOLS_PER_PAGE
+    assert second.count('<th scope="row"><a href="?school=') == School.objects.count() - 50
+    assert "Zz School 049" in second and "Zz School 049" not in first
+    assert f"<h2>{last.name}</h2>" in second
+    assert client.get(f"{url}?school=999999").status_code == 404
