@@ -551,7 +551,17 @@ class AddressChangeRequest(ConcurrentTransitionMixin, models.Model):
                 name="one_open_address_request",
             )
         ]
-        indexes = [models.Index(fields=["state", "created_at"])]
+        indexes = [
+            models.Index(fields=["state", "created_at"]),
+            # The office queue, oldest first: read in order, 50 at a time, however
+            # many changes are open (PostgreSQL sorted all 39,000 of a million-student
+            # district's open changes for every page).
+            models.Index(
+                fields=["created_at", "id"],
+                condition=models.Q(state__in=["requested", "awaiting_visit"]),
+                name="address_open_oldest_first",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Address change of {self.household} ({self.state})"
