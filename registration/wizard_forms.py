@@ -21,6 +21,7 @@ from phonenumber_field.formfields import PhoneNumberField
 from phonenumber_field.phonenumber import PhoneNumber
 from phonenumber_field.widgets import RegionalPhoneNumberWidget
 
+from config.widgets import LongSelect
 from payments.cart import HouseholdCart
 from payments.forms import LINES, LUNCH, CartFields
 from registration.grades import GRADE_LABELS, PROMOTION_ORDER, grade_in_range
@@ -735,6 +736,7 @@ class ChildForm(StepForm):
             choices=[("", "—")] + [(s.pk, s.name) for s in self.child.all_schools],
             coerce=int,
             required=False,
+            widget=LongSelect,
         )
         self.fields["next_grade"] = forms.ChoiceField(
             label=_("Grade next year"),

@@ -15,9 +15,11 @@ from django.utils.translation import ngettext
 from registration.access import REGISTRAR, staff_required
 from registration.selectors import schools_visible_to
 from workflow import selectors
+from workflow.models import Summary
 from workflow.reminder_forms import ReminderFilterForm
 from workflow.selectors import REMINDER_STATES
 from workflow.services import reminders_send
+from workflow.summaries import summary_current
 
 
 @staff_required(REGISTRAR)
@@ -34,6 +36,8 @@ def reminders(request: HttpRequest) -> HttpResponse:
         form = ReminderFilterForm(request.POST, schools=schools)
         if form.is_valid():
             queued = reminders_send(campaign=campaign, **form.filters, actor=request.user)
+            # Those just written to are no longer due: the next view counts again.
+            Summary.objects.filter(key="reminders").delete()
             if queued:
                 messages.success(
                     request,
@@ -51,6 +55,18 @@ def reminders(request: HttpRequest) -> HttpResponse:
         # Both statuses until the registrar chooses otherwise.
         form = ReminderFilterForm(request.GET or {"states": list(REMINDER_STATES)}, schools=schools)
     valid = form.is_valid()
+    preview, counted_at = None, None
+    if campaign is not None and valid:
+        filters = form.filters
+        everyone = not filters["school_ids"] and not filters["grades"]
+        if everyone and set(filters["states"]) == set(REMINDER_STATES):
+            # The whole district, the page's first choice: as last counted.
+            counted = summary_current("reminders")
+            if counted.data.get("campaign") == campaign.pk:
+                fields = {k: v for k, v in counted.data.items() if k != "campaign"}
+                preview, counted_at = selectors.ReminderPreview(**fields), counted.taken_at
+        if preview is None:
+            preview = selectors.reminder_preview(campaign=campaign, **filters)
     return render(
         request,
         "staff/reminders/index.html",
@@ -58,11 +74,8 @@ def reminders(request: HttpRequest) -> HttpResponse:
             "campaign": campaign,
             "form": form,
             "filters": form.filters if valid else None,
-            "preview": (
-                selectors.reminder_preview(campaign=campaign, **form.filters)
-                if campaign is not None and valid
-                else None
-            ),
+            "preview": preview,
+            "counted_at": counted_at,
             "recent": selectors.reminder_sends_recent(),
             "reminder_days": settings.REMINDER_MIN_DAYS,
         },

@@ -7,8 +7,8 @@ answers 404 for any household that is not theirs.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -118,12 +118,30 @@ class ChildRow:
     decision: EnrollmentDecision | None
     consents: dict[str, bool]
     next_grade: str | None
-    schools: list[School]  # the schools that teach next year's grade
-    all_schools: list[School]  # any of which a family may choose, if it teaches the grade
+    # Every school of the district, read on first use: a district of a thousand
+    # schools reads them only on the steps whose form offers them.
+    school_list: Callable[[], list[School]] = field(repr=False, compare=False)
 
     @property
     def step(self) -> str:
         return f"child-{self.student.pk}"
+
+    @property
+    def all_schools(self) -> list[School]:
+        """Any of which a family may choose, if it teaches the grade."""
+        return self.school_list()
+
+    @property
+    def schools(self) -> list[School]:
+        """The schools that teach next year's grade (all, if none says it does)."""
+        grade = self.next_grade
+        teaching = [
+            s
+            for s in self.school_list()
+            if grade and s.low_grade and s.high_grade
+            if grade_in_range(grade, s.low_grade, s.high_grade)
+        ]
+        return teaching or self.school_list()
 
 
 class WizardContext:
@@ -136,6 +154,7 @@ class WizardContext:
         self.registration = registration
         self.guardian = guardian
         self.language = "en"
+        self._school_list: list[School] | None = None
 
     @property
     def household(self) -> Any:
@@ -204,17 +223,10 @@ class WizardContext:
                 campaign_id=self.registration.campaign_id, student_id__in=student_ids
             ).select_related("next_school")
         }
-        schools = list(School.objects.order_by("name"))
         children = []
         for member in members:
             student = member.student
             next_grade = grade_next(student.grade)
-            teaching = [
-                s
-                for s in schools
-                if next_grade and s.low_grade and s.high_grade
-                if grade_in_range(next_grade, s.low_grade, s.high_grade)
-            ]
             children.append(
                 ChildRow(
                     student=student,
@@ -223,11 +235,18 @@ class WizardContext:
                     decision=decisions.get(student.pk),
                     consents=consents[student.pk],
                     next_grade=next_grade,
-                    schools=teaching or schools,
-                    all_schools=schools,
+                    school_list=self._schools,
                 )
             )
         return children
+
+    def _schools(self) -> list[School]:
+        if self._school_list is None:
+            # Only what the forms show and check: a district has a thousand schools.
+            self._school_list = list(
+                School.objects.only("pk", "name", "low_grade", "high_grade").order_by("name")
+            )
+        return self._school_list
 
     @cached_property
     def emergency_contacts(self) -> list[EmergencyContact]:
@@ -665,6 +684,19 @@ def reminder_preview(**filters: Any) -> ReminderPreview:
         without_email=counts["without_email_count"],
         due=counts["due_count"],
     )
+
+
+def reminder_count() -> dict[str, Any]:
+    """The preview of a reminder to every household of the running campaign not done
+    yet (every school, every grade, both states), kept as the ``reminders`` summary
+    (``workflow.summaries``): it reads every registration of the district."""
+    campaign = campaign_running()
+    if campaign is None:
+        return {"campaign": None}
+    preview = reminder_preview(
+        campaign=campaign, school_ids=[], grades=[], states=list(REMINDER_STATES)
+    )
+    return {"campaign": campaign.pk, **asdict(preview)}
 
 
 def reminder_sends_recent(*, limit: int = 10) -> list[AuditEvent]:

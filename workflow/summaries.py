@@ -26,6 +26,7 @@ from workflow.models import Summary
 COUNTERS = {
     "quality": "workflow.quality.quality_count",
     "activation": "registration.selectors.activation_count",
+    "reminders": "workflow.selectors.reminder_count",
 }
 
 

@@ -24,6 +24,7 @@ from registration.selectors import email_on_file
 from registration.services import guardian_language
 from tests.conftest import sign_in
 from workflow.models import AuditEvent, Registration, Reminder
+from workflow.selectors import reminder_preview
 from workflow.services import _reminder_recipients, reminders_requeue, reminders_send
 from workflow.tasks import reminders_send_task
 
@@ -313,3 +314,30 @@ def test_a_minimum_below_one_day_stops_start_up():
     )
     assert result.returncode != 0
     assert "REMINDER_MIN_DAYS must be at least 1" in result.stderr
+
+
+def test_the_whole_district_is_previewed_as_last_counted(
+    campaign, registrar, django_capture_on_commit_callbacks
+):
+    """Every school and grade (the first choice) reads the count a worker keeps, and
+    says when it was made; a narrower choice counts at once; a send counts again."""
+    assert "5 households would be emailed" in _page(registrar)
+    _state("hh-005", "submitted")
+    _state("hh-001", "submitted")
+    live = reminder_preview(
+        campaign=campaign, school_ids=[], grades=[], states=["not_started", "in_progress"]
+    )
+    assert live.due < 5
+    html = _page(registrar)
+    assert "5 households would be emailed" in html  # as counted a moment ago
+    assert "Counted on" in html
+    las_lomas = School.objects.get(sourced_id="sch-elem").pk
+    narrowed = _page(registrar, schools=las_lomas, states=["not_started", "in_progress"])
+    assert "Counted on" not in narrowed  # counted now
+    _send(
+        client=registrar,
+        django_capture_on_commit_callbacks=django_capture_on_commit_callbacks,
+        states=["not_started", "in_progress"],
+    )
+    html = _page(registrar)
+    assert "0 households would be emailed" in html  # counted again after the send
