@@ -701,6 +701,19 @@ class EmergencyForm(StepForm):
 # -- one child --------------------------------------------------------------------
 
 
+class SchoolChoiceField(forms.TypedChoiceField):
+    """A school of the district, checked by its id: the thousand options of a large
+    district are listed only when the field is shown."""
+
+    def __init__(self, *, child: ChildRow, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.child = child
+
+    def valid_value(self, value: Any) -> bool:
+        text = str(value)
+        return text == "" or (text.isdigit() and self.child.school(int(text)) is not None)
+
+
 class ChildForm(StepForm):
     """Next year for one child. Read-only (no fields) when another household decides
     for the child, or when the signed-in guardian holds no education rights."""
@@ -731,9 +744,12 @@ class ChildForm(StepForm):
             choices=self.DECISION_CHOICES,
             widget=forms.RadioSelect,
         )
-        self.fields["next_school"] = forms.TypedChoiceField(
+        self.fields["next_school"] = SchoolChoiceField(
+            child=self.child,
             label=_("School next year"),
-            choices=[("", "—")] + [(s.pk, s.name) for s in self.child.all_schools],
+            # Read when the list is shown or checked: a district has a thousand
+            # schools, and the review builds every child's form for its summary.
+            choices=lambda: [("", "—")] + [(s.pk, s.name) for s in self.child.all_schools],
             coerce=int,
             required=False,
             widget=LongSelect,
@@ -823,8 +839,15 @@ class ChildForm(StepForm):
                 leaving_destination=decision.leaving_destination,
             )
         elif self.child.next_grade:
-            same_school = student.school in self.child.schools
-            school = student.school if same_school else (self.child.schools or [None])[0]
+            # The child's own school when it teaches next year's grade: decided without
+            # reading every school of the district, as ``ChildRow.schools`` would.
+            current = student.school
+            same_school = bool(
+                current.low_grade
+                and current.high_grade
+                and grade_in_range(self.child.next_grade, current.low_grade, current.high_grade)
+            ) or any(s.pk == current.pk for s in self.child.schools)
+            school = current if same_school else (self.child.schools or [None])[0]
             initial.update(
                 decision="returning",
                 next_school=school.pk if school else "",
@@ -842,9 +865,8 @@ class ChildForm(StepForm):
             for name in ("next_school", "next_grade"):
                 if not cleaned.get(name) and name not in self.errors:
                     self.add_error(name, _("Please choose."))
-            school = next(
-                (s for s in self.child.all_schools if s.pk == cleaned.get("next_school")), None
-            )
+            chosen = cleaned.get("next_school")
+            school = self.child.school(chosen) if chosen else None
             grade = cleaned.get("next_grade")
             if (
                 school is not None
@@ -1036,6 +1058,9 @@ def display_value(field: forms.Field, value: Any) -> str:
         return str(_("Yes") if value else _("No"))
     if value in (None, "", []):
         return "—"
+    if isinstance(field, SchoolChoiceField):
+        school = field.child.school(int(value)) if str(value).isdigit() else None
+        return school.name if school is not None else str(value)
     if isinstance(field, forms.ChoiceField):
         labels = {str(k): str(v) for k, v in field.choices}
         return labels.get(str(value), str(value))

@@ -108,6 +108,16 @@ def registration_of_guardian(guardian: Guardian | None, pk: int) -> Registration
     return registration
 
 
+@dataclass(frozen=True)
+class SchoolChoice:
+    """A school as the child step offers and checks it."""
+
+    pk: int
+    name: str
+    low_grade: str
+    high_grade: str
+
+
 @dataclass
 class ChildRow:
     """One child of the household, as the wizard's child step needs them."""
@@ -119,20 +129,23 @@ class ChildRow:
     consents: dict[str, bool]
     next_grade: str | None
     # Every school of the district, read on first use: a district of a thousand
-    # schools reads them only on the steps whose form offers them.
-    school_list: Callable[[], list[School]] = field(repr=False, compare=False)
+    # schools reads them only on the steps whose form offers or checks them.
+    school_list: Callable[[], list[SchoolChoice]] = field(repr=False, compare=False)
 
     @property
     def step(self) -> str:
         return f"child-{self.student.pk}"
 
     @property
-    def all_schools(self) -> list[School]:
+    def all_schools(self) -> list[SchoolChoice]:
         """Any of which a family may choose, if it teaches the grade."""
         return self.school_list()
 
-    @property
-    def schools(self) -> list[School]:
+    def school(self, pk: int) -> SchoolChoice | None:
+        return next((s for s in self.school_list() if s.pk == pk), None)
+
+    @cached_property
+    def schools(self) -> list[SchoolChoice]:
         """The schools that teach next year's grade (all, if none says it does)."""
         grade = self.next_grade
         teaching = [
@@ -154,7 +167,7 @@ class WizardContext:
         self.registration = registration
         self.guardian = guardian
         self.language = "en"
-        self._school_list: list[School] | None = None
+        self._school_list: list[SchoolChoice] | None = None
 
     @property
     def household(self) -> Any:
@@ -240,12 +253,16 @@ class WizardContext:
             )
         return children
 
-    def _schools(self) -> list[School]:
+    def _schools(self) -> list[SchoolChoice]:
         if self._school_list is None:
-            # Only what the forms show and check: a district has a thousand schools.
-            self._school_list = list(
-                School.objects.only("pk", "name", "low_grade", "high_grade").order_by("name")
-            )
+            # Plain rows, only what the forms show and check: a district has a
+            # thousand schools.
+            self._school_list = [
+                SchoolChoice(*row)
+                for row in School.objects.order_by("name").values_list(
+                    "pk", "name", "low_grade", "high_grade"
+                )
+            ]
         return self._school_list
 
     @cached_property
