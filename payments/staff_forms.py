@@ -390,7 +390,7 @@ class FeeForm(TranslatedTextsForm):
                 campaign.help_text = _("Blank: not tied to a campaign.")
         if "school" in self.fields:
             school = cast(forms.ModelChoiceField, self.fields["school"])
-            school.queryset = School.objects.order_by("name")
+            school.queryset = School.objects.only("pk", "name").order_by("name")
         if fee is not None and not fee.gl_code:
             # Fees made before GL codes were asked for can be saved without one.
             self.fields["gl_code"].required = False
@@ -439,7 +439,11 @@ class FeeFilterForm(forms.Form):
         label=_("Kind"), required=False, choices=[("", _("Every kind")), *Fee.Kind.choices]
     )
     school = forms.ModelChoiceField(
-        label=_("School"), queryset=School.objects.none(), required=False, empty_label=_("Any")
+        label=_("School"),
+        queryset=School.objects.none(),
+        required=False,
+        empty_label=_("Any"),
+        widget=LongSelect,
     )
     campaign = CampaignChoiceField(
         label=_("Campaign"), queryset=Campaign.objects.none(), required=False, empty_label=_("Any")
@@ -449,9 +453,9 @@ class FeeFilterForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        cast(forms.ModelChoiceField, self.fields["school"]).queryset = School.objects.order_by(
-            "name"
-        )
+        cast(forms.ModelChoiceField, self.fields["school"]).queryset = School.objects.only(
+            "pk", "name"
+        ).order_by("name")
         cast(
             forms.ModelChoiceField, self.fields["campaign"]
         ).queryset = Campaign.objects.select_related("school_year").order_by("-opens_on")

@@ -30,7 +30,7 @@ class SchoolChoiceField(forms.ModelChoiceField):
 def _school_field(schools: QuerySet[School], empty_label: Any) -> SchoolChoiceField:
     return SchoolChoiceField(
         label=_("School"),
-        queryset=schools.order_by("name"),
+        queryset=schools.only("pk", "name").order_by("name"),
         required=False,
         empty_label=empty_label,
         widget=LongSelect,

@@ -42,7 +42,7 @@ class ReminderFilterForm(forms.Form):
 
     def __init__(self, *args: Any, schools: QuerySet[School], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["schools"].queryset = schools.order_by("name")  # type: ignore[attr-defined]
+        self.fields["schools"].queryset = schools.only("pk", "name").order_by("name")  # type: ignore[attr-defined]
         if schools.count() > SCHOOLS_AS_CHECKBOXES:
             # A thousand check boxes are no way to choose: a list the keyboard can
             # search by typing, rendered without a template per school.
