@@ -310,7 +310,7 @@ def activation_count() -> dict[str, Any]:
 def activation_rates(user: User, counted: dict[str, Any]) -> list[ActivationRate]:
     """Per school the user may see, the rates ``activation_count`` counted."""
     rates = []
-    for school in schools_visible_to(user):
+    for school in schools_visible_to(user).only("pk", "name", "low_grade"):
         guardians, activated, households, households_activated = counted["schools"].get(
             str(school.pk), [0, 0, 0, 0]
         )

@@ -198,11 +198,17 @@ def guardian_email_code(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_required(REGISTRAR)
 def activation_overview(request: HttpRequest) -> HttpResponse:
     counted = summary_current("activation")
+    # A district of a thousand schools lists them a page at a time.
+    rates = Paginator(
+        selectors.activation_rates(request.user, counted.data), DASHBOARD_SCHOOLS_PER_PAGE
+    ).get_page(request.GET.get("page"))
     return render(
         request,
         "staff/activation.html",
         {
-            "rates": selectors.activation_rates(request.user, counted.data),
+            "rates": rates,
+            "page": rates,
+            "querystring": "",
             "due": counted.data["due"],
             "counted_at": counted.taken_at,
             "max_age_minutes": max(settings.SUMMARY_MAX_AGE_SECONDS // 60, 1),

@@ -235,3 +235,21 @@ def test_a_household_stops_getting_codes_once_someone_activates(sample_district)
     )
     after = {g.sourced_id for g in activation_resend_candidates()}
     assert "par-006" not in after and "par-002" in after
+
+
+def test_activation_rates_of_many_schools_are_listed_a_page_at_a_time(registrar_user, client):
+    from registration.models import School
+    from registration.staff_views import DASHBOARD_SCHOOLS_PER_PAGE
+
+    School.objects.bulk_create(
+        School(sourced_id=f"sch-act-{n:03}", name=f"Zz Activation {n:03}", low_grade="12")
+        for n in range(DASHBOARD_SCHOOLS_PER_PAGE)
+    )
+    client.force_login(registrar_user)
+    first = client.get(reverse("staff_activation")).content.decode()
+    second = client.get(reverse("staff_activation") + "?page=2").content.decode()
+    rows = re.compile(r'<th scope="row">([^<]+)</th>')
+    assert len(rows.findall(first)) == DASHBOARD_SCHOOLS_PER_PAGE
+    assert len(rows.findall(second)) == School.objects.count() - DASHBOARD_SCHOOLS_PER_PAGE
+    assert "Sequoia Middle School" in first + second
+    assert "Page 2 of 2" in second
