@@ -356,6 +356,13 @@ class Student(Person):
         indexes = [
             models.Index(fields=["school", "grade"]),
             models.Index(fields=["family_name", "given_name"]),
+            # Finance's count of children with free or reduced-price meals reads only
+            # them, not every student of the district.
+            models.Index(
+                fields=["meal_eligibility"],
+                condition=Q(enabled=True) & ~Q(meal_eligibility=""),
+                name="student_meal_eligible",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
