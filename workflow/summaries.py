@@ -27,6 +27,7 @@ COUNTERS = {
     "quality": "workflow.quality.quality_count",
     "activation": "registration.selectors.activation_count",
     "reminders": "workflow.selectors.reminder_count",
+    "campaigns": "workflow.selectors.campaign_count",
 }
 
 

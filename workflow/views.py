@@ -20,6 +20,7 @@ from workflow.services import (
     campaign_open,
     campaign_save,
 )
+from workflow.summaries import summary_count
 
 
 def _campaign_or_404(pk: int) -> Campaign:
@@ -91,6 +92,7 @@ def campaign_open_view(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = _campaign_or_404(pk)
     was_open = campaign.opened_at is not None
     opened = campaign_open(campaign=campaign, actor=request.user)
+    summary_count("campaigns")  # the registrations just made, counted for its page
     counts = {"registrations": opened.registrations, "decisions": opened.decisions}
     if was_open:
         message = _(
