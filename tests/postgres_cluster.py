@@ -43,8 +43,9 @@ def _as_server_user(command: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def postgres_cluster() -> Iterator[str]:
-    """Start a cluster, yield its DATABASE_URL, and stop and remove it afterwards."""
+def postgres_cluster(settings: str = "") -> Iterator[str]:
+    """Start a cluster, yield its DATABASE_URL, and stop and remove it afterwards.
+    ``settings`` adds server options (``-c shared_buffers=2GB``)."""
     bin_dir = _bin_dir()
     root = Path(tempfile.mkdtemp(prefix="pgtest-"))
     data, sockets = root / "data", root / "sockets"
@@ -75,7 +76,7 @@ def postgres_cluster() -> Iterator[str]:
         )
         options = (
             f"-h 127.0.0.1 -p {port} -k {sockets} -c fsync=off -c synchronous_commit=off "
-            "-c full_page_writes=off -c max_connections=100"
+            f"-c full_page_writes=off -c max_connections=100 {settings}"
         )
         subprocess.run(
             _as_server_user(
