@@ -49,7 +49,9 @@ def main() -> int:
         if args.only and path.stem != args.only:
             continue
         print(f"== {path.stem}", flush=True)
+        began = time.perf_counter()
         figures.extend(load(path).run(quick=args.quick))
+        print(f"== {path.stem}: {time.perf_counter() - began:.0f} s", flush=True)
     summary = {
         "quick": args.quick,
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
@@ -59,12 +61,12 @@ def main() -> int:
     (BENCH / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     print()
     print(
-        f"{'figure':<22}{'database':<12}{'size':>9}{'value':>14}{'baseline':>14}  {'unit':<12}"
+        f"{'figure':<36}{'database':<12}{'size':>9}{'value':>14}{'baseline':>14}  {'unit':<12}"
         f"{'ratio':>7}"
     )
     for f in figures:
         print(
-            f"{f['name']:<22}{f.get('database', ''):<12}{f['size']:>9}{f['value']:>14}"
+            f"{f['name']:<36}{f.get('database', ''):<12}{f['size']:>9}{f['value']:>14}"
             f"{f['baseline']:>14}  {f['unit']:<12}{f['ratio']:>7}"
         )
     print(f"\nwritten to {BENCH / 'results.json'} in {summary['seconds']} s")
