@@ -77,10 +77,11 @@ def _script(script: str, *arguments: str, env: dict[str, str] | None = None) -> 
 
 
 def on_both_databases(
-    *, name: str, script: str, size: int, env: dict[str, str] | None = None
+    *, name: str, script: str, size: int, env: dict[str, str] | None = None, quick: bool = False
 ) -> list[dict[str, object]]:
     """Generate the district once, then measure it on SQLite and on PostgreSQL, each in
-    a fresh process; one figure per database."""
+    a fresh process; one figure per database. The quick run measures SQLite only
+    (``make bench-quick`` has three minutes for every benchmark)."""
     sys.path.insert(0, str(ROOT))
     from tests.postgres_cluster import postgres_cluster
 
@@ -99,6 +100,8 @@ def on_both_databases(
 
         sqlite = measured(f"sqlite:///{temporary / 'bench.sqlite3'}")
         figures.append({"name": name, "database": "sqlite", **sqlite})
+        if quick:
+            return figures
         with postgres_cluster() as database_url:
             postgres = measured(database_url)
         figures.append({"name": name, "database": "postgresql", **postgres})

@@ -470,9 +470,9 @@ def run(*, quick: bool, only: str = "", letters: int = 0) -> list[dict[str, obje
     """Every figure of this benchmark, for bench/run.py."""
     figures = []
     if only in ("", "letters"):
-        figures.append(letters_figure(letters or (300 if quick else 5_000)))
+        figures.append(letters_figure(letters or (100 if quick else 5_000)))
     if only in ("", "letters_workers"):
-        figures.append(letters_workers_figure(letters or (400 if quick else 3_000)))
+        figures.append(letters_workers_figure(letters or (200 if quick else 3_000)))
     return figures
 
 

@@ -56,7 +56,7 @@ STUDENTS_PER_HOUSEHOLD = 1.76
 SMALL = 1_000
 LARGE = 1_000_000
 QUICK_LARGE = 5_000
-ROUNDS = 5
+ROUNDS = int(os.environ.get("BENCH_SCALE_ROUNDS", "5"))  # 3 in the quick run
 # A district's database server: a quarter of this machine's memory for PostgreSQL's
 # own cache, room for a bulk load between checkpoints, memory for sorts.
 SERVER = "-c shared_buffers=4GB -c max_wal_size=16GB -c work_mem=64MB -c maintenance_work_mem=1GB"
@@ -511,6 +511,7 @@ def run(*, quick: bool, students: int | None = None) -> list[dict[str, object]]:
                 database = _database(url, f"district_{size}")
                 copy_url = None
                 env = child_environment(database, temporary)
+                env["BENCH_SCALE_ROUNDS"] = "3" if quick else str(ROUNDS)
                 if size == large:
                     copy_url = _database(url, f"copy_{size}")
                     subprocess.run(

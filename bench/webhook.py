@@ -219,6 +219,7 @@ def run(*, quick: bool) -> list[dict[str, object]]:
             "STRIPE_WEBHOOK_SECRET": "whsec_benchmark_only",
             "STRIPE_WEBHOOK_PER_MINUTE": "10000000",
         },
+        quick=quick,
     )
 
 
