@@ -201,7 +201,8 @@ def parse_csv(
             if len(record) != width:
                 problems.error(name, line, f"expected {width} fields, found {len(record)}")
                 continue
-            values = tuple(seen.setdefault(value, value) for value in map(_normalise, record))
+            normalised = list(map(_normalise, record))
+            values = tuple(map(seen.setdefault, normalised, normalised))
             rows.append(Row(line, positions, values))
     except csv.Error as exc:
         problems.error(name, previous_end + 1, f"not valid CSV ({exc})")

@@ -150,3 +150,50 @@ def test_relationships():
     assert values.parse_relationship("Grandfather") == "grandparent"
     with pytest.raises(ValueError, match="use mother, father, guardian, grandparent or other"):
         values.parse_relationship("neighbour")
+
+
+def test_the_north_american_shortcut_reads_numbers_as_phonenumbers_does():
+    """Numbers written the usual North American ways skip ``phonenumbers.parse``: the
+    result, and whether the number is refused, must be the same as parsing gives."""
+    import random
+
+    import phonenumbers
+
+    def parsed(text: str) -> str | None:
+        try:
+            number = phonenumbers.parse(text, "US")
+        except phonenumbers.NumberParseException:
+            return None
+        if not phonenumbers.is_valid_number(number):
+            return None
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+    def shortcut(text: str) -> str | None:
+        values.normalise_phone.cache_clear()
+        try:
+            return values.normalise_phone(text)
+        except ValueError:
+            return None
+
+    shapes = [
+        "({a}) {b}-{c}",
+        "{a}-{b}-{c}",
+        "{a}.{b}.{c}",
+        "{a}{b}{c}",
+        "1-{a}-{b}-{c}",
+        "+1 {a} {b} {c}",
+        "+1({a}){b}-{c}",
+        "1 ({a}) {b} {c}",
+    ]
+    rng = random.Random(2027)
+    taken = 0
+    for _ in range(3000):
+        a = f"{rng.randint(0, 999):03d}"
+        b = f"{rng.randint(0, 999):03d}"
+        c = f"{rng.randint(0, 9999):04d}"
+        text = rng.choice(shapes).format(a=a, b=b, c=c)
+        taken += values._NANP_TEXT.fullmatch(text) is not None
+        assert shortcut(text) == parsed(text), text
+    assert taken > 2000  # most of them went the short way
+    # Not North American: parsed as before.
+    assert shortcut("+52 55 1234 5678") == "+525512345678"
