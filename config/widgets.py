@@ -11,8 +11,8 @@ from typing import Any
 
 from django import forms
 from django.forms.utils import flatatt
-from django.utils.html import escape
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 
 class LongSelect(forms.Select):
@@ -26,14 +26,18 @@ class LongSelect(forms.Select):
         if self.allow_multiple_selected:
             final["multiple"] = True
         chosen = {str(v) for v in self.format_value(value)}
-        options = []
-        for option_value, label in self.choices:
-            text = "" if option_value is None else str(option_value)
-            selected = " selected" if text in chosen else ""
-            options.append(f'<option value="{escape(text)}"{selected}>{escape(label)}</option>')
-        return mark_safe(  # noqa: S308 (every value and label is escaped above)
-            f"<select{flatatt(final)}>{''.join(options)}</select>"
+        options = format_html_join(
+            "",
+            '<option value="{}"{}>{}</option>',
+            (
+                (text, " selected" if text in chosen else "", label)
+                for text, label in (
+                    ("" if option_value is None else str(option_value), label)
+                    for option_value, label in self.choices
+                )
+            ),
         )
+        return format_html("<select{}>{}</select>", flatatt(final), options)
 
 
 class LongSelectMultiple(LongSelect, forms.SelectMultiple):
