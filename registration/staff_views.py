@@ -29,6 +29,7 @@ from registration.services import (
 )
 from workflow import selectors as workflow_selectors
 from workflow.dashboard import dashboard_current
+from workflow.models import Summary
 from workflow.services import audit_record
 from workflow.summaries import summary_current
 
@@ -71,11 +72,12 @@ def staff_home(request: HttpRequest) -> HttpResponse:
         dashboard = dashboard_current(request.user, campaign, only=only)
         # A district of many schools shows the grades of one school at a time.
         every_school = only is None and len(dashboard.schools) <= DASHBOARD_SCHOOLS_IN_FULL
-        listed = set(only or []) - ({int(chosen)} if chosen.isdigit() else set())
+        on_page = {s.pk for s in context["schools_page"].object_list} if only else set()
         context["dashboard"] = dashboard
         context["listed_schools"] = [
-            item for item in dashboard.schools if only is None or item.school.pk in listed
+            item for item in dashboard.schools if only is None or item.school.pk in on_page
         ]
+        context["page_query"] = urlencode({"school": chosen}) if chosen.isdigit() else ""
         context["grades_of_every_school"] = every_school
         context["schools_in_detail"] = [
             item for item in dashboard.schools if every_school or str(item.school.pk) == chosen
@@ -221,5 +223,11 @@ def activation_overview(request: HttpRequest) -> HttpResponse:
 @staff_required(REGISTRAR)
 def activation_resend(request: HttpRequest) -> HttpResponse:
     queued = activation_resend_due(actor=request.user)
+    # The codes are issued by the workers after this commits: a count now would
+    # still find these guardians due. Nobody is due until the next count.
+    counted = Summary.objects.filter(key="activation").first()
+    if counted is not None:
+        counted.data["due"] = 0
+        counted.save(update_fields=["data"])
     messages.success(request, f"New codes are being emailed to {queued} guardian(s).")
     return redirect("staff_activation")

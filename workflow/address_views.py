@@ -269,7 +269,8 @@ def visit_schedule_view(request: HttpRequest) -> HttpResponse:
             _("The office hours of %(school)s were saved. Visits already booked stay booked.")
             % {"school": school.name},
         )
-        return redirect(f"{reverse('staff_address_schedule')}?{urlencode({'school': school.pk})}")
+        query = urlencode({"school": school.pk, "page": page.number})
+        return redirect(f"{reverse('staff_address_schedule')}?{query}")
     return render(
         request,
         "staff/addresses/schedule.html",
@@ -278,6 +279,7 @@ def visit_schedule_view(request: HttpRequest) -> HttpResponse:
             "school": school,
             "form": form,
             "page": page,
-            "querystring": urlencode({"school": school.pk}),
+            # The pages keep a chosen school; with none, each page opens its first.
+            "querystring": urlencode({"school": school.pk}) if wanted else "",
         },
     )

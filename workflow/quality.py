@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime
 import unicodedata
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from django.db.models import (
@@ -316,7 +316,11 @@ def quality_count() -> dict[str, Any]:
         "guardians_opted_out": ids(quality.guardians_opted_out),
         "guardians_duplicated": {
             "total": quality.guardians_duplicated.total,
-            "rows": [asdict(row) for row in quality.guardians_duplicated.rows],
+            # The names are read again when shown, like every other list's rows.
+            "rows": [
+                {"key": row.key, "guardian_id": row.guardian_id, "shared": row.shared}
+                for row in quality.guardians_duplicated.rows
+            ],
         },
         "students_duplicated": {
             **ids(quality.students_duplicated),
@@ -331,6 +335,27 @@ def _in_order(queryset: QuerySet[Any], stored: dict[str, Any]) -> QualityList[An
     by_id = queryset.in_bulk(stored["ids"])
     return QualityList(
         total=stored["total"], rows=[by_id[pk] for pk in stored["ids"] if pk in by_id]
+    )
+
+
+def _duplicates_now(stored: dict[str, Any]) -> QualityList[DuplicateGuardian]:
+    """The guardians a count found duplicated, with their names as they are now (one
+    query); a guardian removed since is left out."""
+    people = Guardian.objects.in_bulk([row["guardian_id"] for row in stored["rows"]])
+    return QualityList(
+        total=stored["total"],
+        rows=[
+            DuplicateGuardian(
+                key=row["key"],
+                guardian_id=row["guardian_id"],
+                full_name=f"{people[row['guardian_id']].given_name} "
+                f"{people[row['guardian_id']].family_name}",
+                sourced_id=people[row["guardian_id"]].sourced_id,
+                shared=row["shared"],
+            )
+            for row in stored["rows"]
+            if row["guardian_id"] in people
+        ],
     )
 
 
@@ -351,10 +376,7 @@ def quality_from_count(lists: dict[str, Any]) -> DataQuality:
             _with_latest_bounce(Guardian.objects.all()), lists["guardians_bounced"]
         ),
         guardians_opted_out=_in_order(Guardian.objects.all(), lists["guardians_opted_out"]),
-        guardians_duplicated=QualityList(
-            total=lists["guardians_duplicated"]["total"],
-            rows=[DuplicateGuardian(**row) for row in lists["guardians_duplicated"]["rows"]],
-        ),
+        guardians_duplicated=_duplicates_now(lists["guardians_duplicated"]),
         students_duplicated=duplicated,
     )
 

@@ -34,9 +34,13 @@ COUNTERS = {
 def summary_count(key: str) -> Summary:
     """Count the summary now and keep it."""
     data = import_string(COUNTERS[key])()
-    with transaction.atomic():
-        Summary.objects.filter(key=key).delete()
-        return Summary.objects.create(key=key, taken_at=timezone.now(), data=data)
+    # Two counts at once (two staff on a page never counted, a worker's recount
+    # while a campaign is opened): the second waits for the first's row, then
+    # writes its own count over it.
+    summary, _created = Summary.objects.update_or_create(
+        key=key, defaults={"taken_at": timezone.now(), "data": data}
+    )
+    return summary
 
 
 def _queued_key(key: str) -> str:

@@ -339,7 +339,7 @@ def test_the_campaign_list_counts_registrations_by_state(
     registrar, campaign, django_assert_max_num_queries
 ):
     households = Registration.objects.filter(campaign=campaign).count()
-    with django_assert_max_num_queries(15):  # with the registrations counted
+    with django_assert_max_num_queries(18):  # with the registrations counted
         response = registrar.get(reverse("staff_campaigns"))
     assert response.status_code == 200
     (summary,) = response.context["summaries"]
@@ -355,6 +355,7 @@ def test_the_campaign_list_does_not_grow_with_the_campaigns(
 ):
     from django.db import connection
 
+    registrar.get(reverse("staff_campaigns"))  # the count's row made; later ones update it
     with CaptureQueriesContext(connection) as one:
         registrar.get(reverse("staff_campaigns"))
     for year in (2029, 2030, 2031):
@@ -374,7 +375,7 @@ def test_the_campaign_list_does_not_grow_with_the_campaigns(
             approve_with_open_address_request=False,
             actor=registrar_user,
         )
-    with django_assert_max_num_queries(15):  # with the registrations counted
+    with django_assert_max_num_queries(18):  # with the registrations counted
         response = registrar.get(reverse("staff_campaigns"))
     assert len(response.context["summaries"]) == 4
     with CaptureQueriesContext(connection) as four:
@@ -385,7 +386,7 @@ def test_the_campaign_list_does_not_grow_with_the_campaigns(
 def test_the_detail_page_does_not_grow_with_the_documents(
     registrar, campaign, django_assert_max_num_queries
 ):
-    with django_assert_max_num_queries(16):  # with the registrations counted
+    with django_assert_max_num_queries(19):  # with the registrations counted
         response = registrar.get(reverse("staff_campaign", args=[campaign.pk]))
     assert len(response.context["documents"]) == 2
     html = response.content.decode()

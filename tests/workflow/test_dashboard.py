@@ -455,9 +455,11 @@ def test_a_district_of_many_schools_lists_them_a_page_at_a_time(spread, registra
     assert not set(first) & set(second) - {"District total"}
     assert second["District total"] == first["District total"]
     assert "Page 2 of 2" in html
-    sequoia = School.objects.get(name="Sequoia Middle School")
-    html = client.get(reverse("staff_home") + f"?page=2&school={sequoia.pk}").content.decode()
-    assert "Sequoia Middle School" not in _rows(
-        _Tables(html).tables["Households by registration status, per school"]
-    )
-    assert f'id="school-{sequoia.pk}"' in html  # its grades, below the page's schools
+    # A school of page 1 chosen while page 2 is shown: its grades below page 2's list,
+    # which stays page 2's; the page links keep the choice.
+    chosen = School.objects.get(sourced_id="sch-elem")
+    html = client.get(reverse("staff_home") + f"?page=2&school={chosen.pk}").content.decode()
+    listed = _rows(_Tables(html).tables["Households by registration status, per school"])
+    assert chosen.name not in listed and len(listed) == len(second)
+    assert f'id="school-{chosen.pk}"' in html
+    assert f"?school={chosen.pk}&amp;page=1" in html

@@ -259,6 +259,7 @@ def _checked_on_every_view(settings):
 
 
 def test_the_number_of_queries_does_not_grow_with_the_district(registrar, settings):
+    registrar.get(URL)  # the first count makes the summary's row; later ones update it
     _break_records(2, "a")
     with CaptureQueriesContext(connection) as few:
         assert registrar.get(URL).status_code == 200
@@ -284,7 +285,7 @@ def test_the_number_of_queries_does_not_grow_with_the_district(registrar, settin
 
 def test_the_page_has_a_pinned_query_count(registrar, settings, django_assert_max_num_queries):
     _break_records(3, "c")
-    with django_assert_max_num_queries(32):  # the lists checked, kept and read
+    with django_assert_max_num_queries(34):  # the lists checked, kept and read
         assert registrar.get(URL).status_code == 200
     settings.SUMMARY_MAX_AGE_SECONDS = 300
     with django_assert_max_num_queries(18):  # the last check read
