@@ -101,7 +101,7 @@ def generate(students: int, folder: Path) -> None:
 def run(*, quick: bool) -> list[dict[str, object]]:
     """Every figure of this benchmark, for bench/run.py."""
     return on_both_databases(
-        name="import_roster", script=__file__, size=2_000 if quick else 20_000, quick=quick
+        name="import_roster", script=__file__, size=2_000 if quick else 10_000, quick=quick
     )
 
 

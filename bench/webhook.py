@@ -213,7 +213,7 @@ def run(*, quick: bool) -> list[dict[str, object]]:
     return on_both_databases(
         name="webhook",
         script=__file__,
-        size=200 if quick else 2000,
+        size=200 if quick else 1000,
         # The figure is the processing, not the per-address limit of deliveries.
         env={
             "STRIPE_WEBHOOK_SECRET": "whsec_benchmark_only",
