@@ -174,3 +174,147 @@ def campaign_running(*, opened_days_ago: int, documents: bool) -> Any:
         )
     campaign_open(campaign=campaign)
     return campaign
+
+
+SPREAD = [
+    (30, "not_started"),
+    (25, "in_progress"),
+    (20, "submitted"),
+    (5, "returned"),
+    (15, "approved"),
+    (3, "exported"),
+    (2, "withdrawn"),
+]
+ACCOUNTS_PERCENT = 40
+
+
+def spread(campaign: Any) -> None:
+    """Registrations over the states, open address changes, guardians' accounts: in
+    set-based SQL, as a district weeks into its campaign would have them."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from registration.models import Guardian, HouseholdGuardian, User
+    from workflow.models import AddressChangeRequest, Registration
+
+    registrations = Registration._meta.db_table
+    requests = AddressChangeRequest._meta.db_table
+    users, guardians = User._meta.db_table, Guardian._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        low = 0
+        for percent, state in SPREAD:
+            cursor.execute(
+                f"UPDATE {registrations} SET state = %s "
+                "WHERE campaign_id = %s AND id %% 100 >= %s AND id %% 100 < %s",
+                [state, campaign.pk, low, low + percent],
+            )
+            low += percent
+        moved = {
+            household_id: registration_id
+            for household_id, registration_id in Registration.objects.filter(
+                campaign=campaign, state__in=["in_progress", "submitted"]
+            )
+            .values_list("household_id", "pk")
+            .iterator(chunk_size=10_000)
+            if household_id % 8 == 0
+        }
+        first_guardian: dict[int, int] = {}
+        for household_id, guardian_id in (
+            HouseholdGuardian.objects.filter(household_id__in=list(moved))
+            .order_by("household_id", "guardian_id")
+            .values_list("household_id", "guardian_id")
+            .iterator(chunk_size=10_000)
+        ):
+            first_guardian.setdefault(household_id, guardian_id)
+        AddressChangeRequest.objects.bulk_create(
+            (
+                AddressChangeRequest(
+                    household_id=household_id,
+                    registration_id=registration_id,
+                    requested_by_id=first_guardian[household_id],
+                    street1=f"{household_id} New Rd",
+                    city="Riverside",
+                    state_code="CA",
+                    postal_code="95210",
+                )
+                for household_id, registration_id in moved.items()
+                if household_id in first_guardian
+            ),
+            batch_size=5000,
+        )
+        cursor.execute(
+            f"UPDATE {requests} SET state = 'awaiting_visit' "
+            f"WHERE registration_id IN (SELECT id FROM {registrations} WHERE state = 'submitted')"
+        )
+        cursor.execute(
+            f"INSERT INTO {users} (password, is_superuser, username, first_name, last_name, "
+            "email, is_staff, is_active, date_joined) "
+            "SELECT '!', false, 'bench-g' || id, '', '', 'bench-g' || id || '@example.org', "
+            f"false, true, %s FROM {guardians} WHERE id %% 100 < %s AND user_id IS NULL",
+            [timezone.now(), ACCOUNTS_PERCENT],
+        )
+        cursor.execute(
+            f"UPDATE {guardians} SET user_id = u.id FROM {users} u "
+            f"WHERE u.username = 'bench-g' || {guardians}.id"
+        )
+
+
+def staff_user(role: str, email: str) -> Any:
+    from registration.mfa import totp_enrol
+    from registration.models import User
+    from registration.services import staff_account_create
+
+    existing = User.objects.filter(email=email).first()
+    if existing is not None:  # a district set up by an earlier run (--measure by hand)
+        return existing
+
+    staff = staff_account_create(
+        email=email, role=role, given_name="Bench", family_name=role.title(), password=None
+    )
+    totp_enrol(user=staff.user)
+    return staff.user
+
+
+def roster_models() -> list[Any]:
+    """Every model of the registration app with rows (the tables an import wrote),
+    parents before children."""
+    from django.apps import apps
+
+    models = [
+        model
+        for model in apps.get_app_config("registration").get_models(include_auto_created=True)
+        if model._default_manager.exists()
+    ]
+    ordered: list[Any] = []
+    pending = list(models)
+    while pending:
+        for model in list(pending):
+            parents = {
+                f.related_model
+                for f in model._meta.concrete_fields
+                if f.is_relation and f.related_model is not model
+            }
+            if not (parents & set(pending)):
+                ordered.append(model)
+                pending.remove(model)
+    return ordered
+
+
+def deciding_guardian(registrations: Any) -> tuple[Any, Any] | None:
+    """The first of ``registrations`` with a guardian who holds education rights and
+    has no sign-in yet, and that guardian."""
+    from registration.models import Guardian
+
+    for registration in registrations:
+        guardian = (
+            Guardian.objects.filter(
+                householdguardian__household_id=registration.household_id,
+                student_links__has_education_rights=True,
+                user__isnull=True,
+            )
+            .order_by("pk")
+            .first()
+        )
+        if guardian is not None:
+            return registration, guardian
+    return None

@@ -31,7 +31,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _harness import ROOT, campaign_running, child_environment, command_line, synthetic_district
+from _harness import (
+    ROOT,
+    campaign_running,
+    child_environment,
+    command_line,
+    deciding_guardian,
+    synthetic_district,
+)
 from wizard import PASSWORD, Family, complete
 
 HOUSEHOLDS = 40  # enough for several households of three children (about one in eight)
@@ -44,7 +51,6 @@ def _three_children_family(campaign: Any) -> Any:
     guardians with education rights, given a sign-in."""
     from django.db.models import Count
 
-    from registration.models import Guardian
     from registration.services import guardian_account_create
     from workflow.models import Registration
 
@@ -54,18 +60,9 @@ def _three_children_family(campaign: Any) -> Any:
         .filter(children=CHILDREN)
         .order_by("pk")
     )
-    for registration in registrations:
-        guardian = (
-            Guardian.objects.filter(
-                householdguardian__household_id=registration.household_id,
-                student_links__has_education_rights=True,
-                user__isnull=True,
-            )
-            .order_by("pk")
-            .first()
-        )
-        if guardian is None:
-            continue
+    found = deciding_guardian(registrations)
+    if found is not None:
+        registration, guardian = found
         email = f"{guardian.sourced_id}@bench.example.org"
         user = guardian_account_create(guardian=guardian, email=email, password=PASSWORD)
         return Family(

@@ -20,7 +20,7 @@ import os
 import time
 from pathlib import Path
 
-from _harness import command_line, on_both_databases, synthetic_district
+from _harness import command_line, on_both_databases, roster_models, synthetic_district
 
 STUDENTS_PER_HOUSEHOLD = 1.76
 
@@ -31,7 +31,6 @@ def measure(students: int, bundle: Path) -> dict[str, float]:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
-    from django.apps import apps
     from django.core.management import call_command
     from django.db import connection, transaction
 
@@ -51,24 +50,7 @@ def measure(students: int, bundle: Path) -> dict[str, float]:
     reimport_seconds = time.perf_counter() - started
     assert again.ok and again.total().created == 0 and again.total().updated == 0
 
-    # Every table the import wrote, parents before children.
-    models = [
-        model
-        for model in apps.get_app_config("registration").get_models(include_auto_created=True)
-        if model.objects.exists()
-    ]
-    ordered = []
-    pending = list(models)
-    while pending:
-        for model in list(pending):
-            parents = {
-                f.related_model
-                for f in model._meta.concrete_fields
-                if f.is_relation and f.related_model is not model
-            }
-            if not (parents & set(pending)):
-                ordered.append(model)
-                pending.remove(model)
+    ordered = roster_models()
     rows = {model: [model(**values) for values in model.objects.values()] for model in ordered}
     row_count = sum(len(objects) for objects in rows.values())
     call_command("flush", interactive=False, verbosity=0)

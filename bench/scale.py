@@ -50,7 +50,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _harness import ROOT, campaign_running, child_environment, synthetic_district
+from _harness import (
+    ROOT,
+    campaign_running,
+    child_environment,
+    deciding_guardian,
+    roster_models,
+    spread,
+    staff_user,
+    synthetic_district,
+)
 
 STUDENTS_PER_HOUSEHOLD = 1.76
 SMALL = 1_000
@@ -63,107 +72,6 @@ SERVER = "-c shared_buffers=4GB -c max_wal_size=16GB -c work_mem=64MB -c mainten
 DASHBOARD_GOAL_MS = 300
 QUEUE_GOAL_MS = 150
 QUEUES = ("staff_addresses", "staff_address_visits", "staff_registrations")
-SPREAD = [
-    (30, "not_started"),
-    (25, "in_progress"),
-    (20, "submitted"),
-    (5, "returned"),
-    (15, "approved"),
-    (3, "exported"),
-    (2, "withdrawn"),
-]
-ACCOUNTS_PERCENT = 40
-
-
-# -- the district as weeks into a campaign ----------------------------------------------
-
-
-def spread(campaign: Any) -> None:
-    """Registrations over the states, open address changes, guardians' accounts: in
-    set-based SQL, as a district weeks into its campaign would have them."""
-    from django.db import connection, transaction
-    from django.utils import timezone
-
-    from registration.models import Guardian, HouseholdGuardian, User
-    from workflow.models import AddressChangeRequest, Registration
-
-    registrations = Registration._meta.db_table
-    requests = AddressChangeRequest._meta.db_table
-    users, guardians = User._meta.db_table, Guardian._meta.db_table
-    with transaction.atomic(), connection.cursor() as cursor:
-        low = 0
-        for percent, state in SPREAD:
-            cursor.execute(
-                f"UPDATE {registrations} SET state = %s "
-                "WHERE campaign_id = %s AND id %% 100 >= %s AND id %% 100 < %s",
-                [state, campaign.pk, low, low + percent],
-            )
-            low += percent
-        moved = {
-            household_id: registration_id
-            for household_id, registration_id in Registration.objects.filter(
-                campaign=campaign, state__in=["in_progress", "submitted"]
-            )
-            .values_list("household_id", "pk")
-            .iterator(chunk_size=10_000)
-            if household_id % 8 == 0
-        }
-        first_guardian: dict[int, int] = {}
-        for household_id, guardian_id in (
-            HouseholdGuardian.objects.filter(household_id__in=list(moved))
-            .order_by("household_id", "guardian_id")
-            .values_list("household_id", "guardian_id")
-            .iterator(chunk_size=10_000)
-        ):
-            first_guardian.setdefault(household_id, guardian_id)
-        AddressChangeRequest.objects.bulk_create(
-            (
-                AddressChangeRequest(
-                    household_id=household_id,
-                    registration_id=registration_id,
-                    requested_by_id=first_guardian[household_id],
-                    street1=f"{household_id} New Rd",
-                    city="Riverside",
-                    state_code="CA",
-                    postal_code="95210",
-                )
-                for household_id, registration_id in moved.items()
-                if household_id in first_guardian
-            ),
-            batch_size=5000,
-        )
-        cursor.execute(
-            f"UPDATE {requests} SET state = 'awaiting_visit' "
-            f"WHERE registration_id IN (SELECT id FROM {registrations} WHERE state = 'submitted')"
-        )
-        cursor.execute(
-            f"INSERT INTO {users} (password, is_superuser, username, first_name, last_name, "
-            "email, is_staff, is_active, date_joined) "
-            "SELECT '!', false, 'bench-g' || id, '', '', 'bench-g' || id || '@example.org', "
-            f"false, true, %s FROM {guardians} WHERE id %% 100 < %s AND user_id IS NULL",
-            [timezone.now(), ACCOUNTS_PERCENT],
-        )
-        cursor.execute(
-            f"UPDATE {guardians} SET user_id = u.id FROM {users} u "
-            f"WHERE u.username = 'bench-g' || {guardians}.id"
-        )
-
-
-def staff_user(role: str, email: str) -> Any:
-    from registration.mfa import totp_enrol
-    from registration.models import User
-    from registration.services import staff_account_create
-
-    existing = User.objects.filter(email=email).first()
-    if existing is not None:  # a district set up by an earlier run (--measure by hand)
-        return existing
-
-    staff = staff_account_create(
-        email=email, role=role, given_name="Bench", family_name=role.title(), password=None
-    )
-    totp_enrol(user=staff.user)
-    return staff.user
-
 
 # -- timing ---------------------------------------------------------------------------
 
@@ -255,7 +163,7 @@ def three_child_family() -> tuple[Any, Any]:
     guardian of it with education rights and an account."""
     from django.db.models import Count
 
-    from registration.models import Guardian, HouseholdStudent
+    from registration.models import HouseholdStudent
     from registration.services import guardian_account_create
     from workflow.models import Registration
 
@@ -265,25 +173,19 @@ def three_child_family() -> tuple[Any, Any]:
         .filter(children=3)
         .values_list("household_id", flat=True)
     )
-    for registration in Registration.objects.filter(
-        state="not_started", household_id__in=households[:200]
-    ).order_by("pk"):
-        guardian = (
-            Guardian.objects.filter(
-                householdguardian__household_id=registration.household_id,
-                student_links__has_education_rights=True,
-                user__isnull=True,
-            )
-            .order_by("pk")
-            .first()
+    found = deciding_guardian(
+        Registration.objects.filter(
+            state="not_started", household_id__in=households[:200]
+        ).order_by("pk")
+    )
+    if found is not None:
+        registration, guardian = found
+        user = guardian_account_create(
+            guardian=guardian,
+            email=f"{guardian.sourced_id}@bench.example.org",
+            password="a-long-benchmark-password",
         )
-        if guardian is not None:
-            user = guardian_account_create(
-                guardian=guardian,
-                email=f"{guardian.sourced_id}@bench.example.org",
-                password="a-long-benchmark-password",
-            )
-            return registration, user
+        return registration, user
     raise RuntimeError("no three-child household to register")
 
 
@@ -330,37 +232,13 @@ def wizard_steps(client: Any, registration: Any, signed_name: str) -> dict[str, 
 # -- the COPY baseline ------------------------------------------------------------------
 
 
-def roster_tables() -> list[str]:
-    """Every table the import wrote, parents before children."""
-    from django.apps import apps
-
-    models = [
-        model
-        for model in apps.get_app_config("registration").get_models(include_auto_created=True)
-        if model._default_manager.exists()
-    ]
-    ordered: list[Any] = []
-    pending = list(models)
-    while pending:
-        for model in list(pending):
-            parents = {
-                f.related_model
-                for f in model._meta.concrete_fields
-                if f.is_relation and f.related_model is not model
-            }
-            if not (parents & set(pending)):
-                ordered.append(model)
-                pending.remove(model)
-    return [model._meta.db_table for model in ordered]
-
-
 def copy_baseline(copy_url: str, folder: Path) -> dict[str, float | int]:
     """Seconds to COPY every row the import wrote into the same, empty tables of
     another database, in one transaction (the rows read out first, not timed)."""
     import psycopg
     from django.db import connection
 
-    tables = roster_tables()
+    tables = [model._meta.db_table for model in roster_models()]
     rows = 0
     files = []
     with connection.cursor() as cursor:

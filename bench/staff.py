@@ -46,113 +46,21 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from _harness import ROOT, campaign_running, child_environment, synthetic_district
+from _harness import (
+    ROOT,
+    campaign_running,
+    child_environment,
+    spread,
+    staff_user,
+    synthetic_district,
+)
 
-# (share of registrations in percent, state), in the order of the registrations' ids.
-SPREAD = [
-    (30, "not_started"),
-    (25, "in_progress"),
-    (20, "submitted"),
-    (5, "returned"),
-    (15, "approved"),
-    (3, "exported"),
-    (2, "withdrawn"),
-]
-ACCOUNTS_PERCENT = 40
 PAGES = [
     ("staff_home", "/staff/"),
     ("staff_addresses", "/staff/addresses/"),
     ("staff_registrations", "/staff/registrations/"),
 ]
-
-
-def _spread(campaign: Any) -> None:
-    """Registrations over the states, open address changes, guardians' accounts: in
-    bulk, as a district weeks into its campaign would have them."""
-    from django.db import connection, transaction
-
-    from registration.models import Guardian, HouseholdGuardian, User
-    from workflow.models import AddressChangeRequest, Registration
-
-    registrations = Registration._meta.db_table
-    requests = AddressChangeRequest._meta.db_table
-    with transaction.atomic(), connection.cursor() as cursor:
-        low = 0
-        for percent, state in SPREAD:
-            cursor.execute(
-                f"UPDATE {registrations} SET state = %s "
-                "WHERE campaign_id = %s AND id %% 100 >= %s AND id %% 100 < %s",
-                [state, campaign.pk, low, low + percent],
-            )
-            low += percent
-        # An address change for one in eight households that started: waiting for the
-        # visit once submitted, requested while in progress.
-        moved = dict(
-            Registration.objects.filter(
-                campaign=campaign, state__in=["in_progress", "submitted"]
-            ).values_list("household_id", "pk")
-        )
-        moved = {h: r for h, r in moved.items() if h % 8 == 0}
-        first_guardian: dict[int, int] = {}
-        for household_id, guardian_id in (
-            HouseholdGuardian.objects.filter(household_id__in=list(moved))
-            .order_by("household_id", "guardian_id")
-            .values_list("household_id", "guardian_id")
-        ):
-            first_guardian.setdefault(household_id, guardian_id)
-        AddressChangeRequest.objects.bulk_create(
-            (
-                AddressChangeRequest(
-                    household_id=household_id,
-                    registration_id=registration_id,
-                    requested_by_id=first_guardian[household_id],
-                    street1=f"{household_id} New Rd",
-                    city="Riverside",
-                    state_code="CA",
-                    postal_code="95210",
-                )
-                for household_id, registration_id in moved.items()
-                if household_id in first_guardian
-            ),
-            batch_size=2000,
-        )
-        cursor.execute(
-            f"UPDATE {requests} SET state = 'awaiting_visit' "
-            f"WHERE registration_id IN (SELECT id FROM {registrations} WHERE state = 'submitted')"
-        )
-    with transaction.atomic():
-        guardians = Guardian.objects.order_by("pk").values_list("pk", flat=True)
-        chosen = [pk for pk in guardians if pk % 100 < ACCOUNTS_PERCENT]
-        users = User.objects.bulk_create(
-            (
-                User(username=f"bench-g{pk}", email=f"bench-g{pk}@example.org", password="!")
-                for pk in chosen
-            ),
-            batch_size=2000,
-        )
-        Guardian.objects.bulk_update(
-            [Guardian(pk=pk, user_id=user.pk) for pk, user in zip(chosen, users, strict=True)],
-            ["user"],
-            batch_size=1000,
-        )
-
-
-def _registrar() -> Any:
-    from registration.mfa import totp_enrol
-    from registration.models import StaffProfile
-    from registration.services import staff_account_create
-
-    staff = staff_account_create(
-        email="registrar@bench.example.org",
-        role=StaffProfile.Role.REGISTRAR,
-        given_name="Bench",
-        family_name="Registrar",
-        password=None,
-    )
-    totp_enrol(user=staff.user)
-    return staff.user
 
 
 def _median_ms(call: Callable[[], object], rounds: int) -> float:
@@ -207,11 +115,11 @@ def measure(households: int, bundle: Path, explain: bool) -> list[dict[str, obje
     report = roster_import(path=bundle)
     assert report.ok, [str(p) for p in report.problems.errors[:5]]
     campaign = campaign_running(opened_days_ago=20, documents=False)
-    _spread(campaign)
+    spread(campaign)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
-    user = _registrar()
+    user = staff_user("registrar", "registrar@bench.example.org")
     client = Client()
     client.force_login(user)
     size = Household.objects.count()

@@ -124,9 +124,9 @@ def test_in_process_a_failed_task_waits_in_the_outbox_and_runs_again(
     assert message.attempts == 2
     REFUSING.clear()
     failed_at = timezone.now()
-    for seconds, published in ((0, 0), (3, 0), (5, 1)):
-        with _clock_at(failed_at + datetime.timedelta(seconds=seconds)):
-            assert outbox_dispatch().published == published, seconds
+    for waited, published in ((0, 0), (3, 0), (5, 1)):
+        with _clock_at(failed_at + datetime.timedelta(seconds=waited)):
+            assert outbox_dispatch().published == published, waited
     assert CALLS == [7]
     OutboxMessage.objects.update(dispatched_at=None)  # and once more by the command
     CALLS.clear()
