@@ -9,7 +9,9 @@ district, in a fresh database and a fresh process:
 1. imports the bundle with the real importer (``roster_import``: read, check, write,
    history), timed. For the large district the baseline is PostgreSQL's ``COPY`` of
    exactly the rows the import wrote, into the same tables of another freshly
-   migrated database, in one transaction: the fastest way to put those rows in;
+   migrated database, in one transaction: the fastest way to put those rows in. A
+   second baseline is Django's ``bulk_create`` of a sample of those rows into the same
+   tables, timed before the COPY;
 2. opens next year's campaign for every household, spreads the registrations over
    the states in bulk (as weeks into a campaign: 30 % not started, 25 % in progress,
    20 % submitted, 5 % returned, 15 % approved, 3 % exported, 2 % withdrawn), gives
@@ -25,6 +27,9 @@ Figures (``bench/results.json``):
 
 - ``scale_import``: students/s of the real import of the large district, against
   students/s of the COPY baseline;
+- ``scale_import_bulk_create``: rows/s of the same import against rows/s of Django's
+  ``bulk_create`` of a consistent sample of the rows it wrote (every row's parents in
+  the sample, so the foreign keys are checked at commit), into the same empty tables;
 - one figure per page and step: milliseconds at the large district against the
   milliseconds at the small one as the baseline, so ratio = small ÷ large (goal: at
   least 1/1.5 = 0.67), with both query counts (goal: equal);
@@ -263,6 +268,65 @@ def copy_baseline(copy_url: str, folder: Path) -> dict[str, float | int]:
     return {"seconds": round(seconds, 2), "rows": rows}
 
 
+# -- the bulk_create baseline ------------------------------------------------------------
+
+# Tables this small are taken whole into the sample; larger ones from their first rows.
+WHOLE_TABLE_ROWS = 50_000
+SAMPLE_ROWS = int(os.environ.get("BENCH_SCALE_SAMPLE_ROWS", "400000"))
+
+
+def consistent_sample(share: float) -> dict[Any, Any]:
+    """A share of the rows the import wrote, each table's queryset, chosen so that
+    every row's parents are in the sample too: the sample can be inserted into empty
+    tables and committed with every foreign key checked."""
+    from django.db.models import Q
+
+    samples: dict[Any, Any] = {}
+    for model in roster_models():
+        rows = model._default_manager.all()
+        total = rows.count()
+        if total > WHOLE_TABLE_ROWS:
+            ids = rows.order_by("pk").values_list("pk", flat=True)
+            rows = rows.filter(pk__lte=ids[max(0, int(total * share) - 1)])
+        for field in model._meta.concrete_fields:
+            parent = field.related_model
+            if field.is_relation and field.db_constraint and parent in samples:
+                inside = Q(**{f"{field.attname}__in": samples[parent].values("pk")})
+                if field.null:
+                    inside |= Q(**{f"{field.attname}__isnull": True})
+                rows = rows.filter(inside)
+        samples[model] = rows
+    return samples
+
+
+def bulk_create_baseline(copy_url: str, total_rows: int) -> dict[str, float | int]:
+    """Seconds for Django's ``bulk_create`` of a consistent sample of the rows the
+    import wrote (about SAMPLE_ROWS of them) into the same, empty tables of another
+    database, in one transaction with its foreign keys checked at commit; the tables
+    are emptied again afterwards for the COPY baseline."""
+    from django.db import connections, transaction
+
+    connections.settings["baseline"] = {
+        **connections.settings["default"],
+        "NAME": copy_url.rsplit("/", 1)[1],
+    }
+    samples = consistent_sample(min(1.0, SAMPLE_ROWS / total_rows))
+    objects = {
+        model: [model(**values) for values in rows.values()] for model, rows in samples.items()
+    }
+    rows = sum(len(made) for made in objects.values())
+    started = time.perf_counter()
+    with transaction.atomic(using="baseline"):
+        for model, made in objects.items():
+            model._default_manager.using("baseline").bulk_create(made, batch_size=2000)
+    seconds = time.perf_counter() - started
+    tables = ", ".join(f'"{model._meta.db_table}"' for model in objects)
+    with connections["baseline"].cursor() as cursor:
+        cursor.execute(f"TRUNCATE {tables} CASCADE")
+    connections["baseline"].close()
+    return {"seconds": round(seconds, 2), "rows": rows}
+
+
 # -- one district -----------------------------------------------------------------------
 
 
@@ -300,6 +364,9 @@ def measure(students: int, bundle: Path, copy_url: str | None, folder: Path) -> 
     result["households"] = Household.objects.count()
     print(f"imported {result['students']} students in {result['import_seconds']} s", flush=True)
     if copy_url:
+        written = sum(model._default_manager.count() for model in roster_models())
+        result["bulk_create"] = bulk_create_baseline(copy_url, written)
+        print(f"bulk_create baseline {result['bulk_create']}", flush=True)
         result["copy"] = copy_baseline(copy_url, folder)
         print(f"COPY baseline {result['copy']}", flush=True)
 
@@ -429,6 +496,26 @@ def figures(small: dict[str, Any], large: dict[str, Any]) -> list[dict[str, obje
             "goal": 0.5,
         }
     ]
+    # The same import against Django's bulk_create of a consistent sample of its rows,
+    # as rows per second (the sample is a few hundred thousand of the rows).
+    bulk = large["bulk_create"]
+    import_rate = copy["rows"] / large["import_seconds"]
+    bulk_rate = bulk["rows"] / bulk["seconds"]
+    out.append(
+        {
+            "name": "scale_import_bulk_create",
+            "database": "postgresql",
+            "size": students,
+            "value": round(import_rate),
+            "baseline": round(bulk_rate),
+            "unit": "rows/s",
+            "ratio": round(import_rate / bulk_rate, 3),
+            "rows": copy["rows"],
+            "sample_rows": bulk["rows"],
+            "bulk_create_seconds": bulk["seconds"],
+            "goal": 0.5,
+        }
+    )
     for name, at_large in large["pages"].items():
         at_small = small["pages"][name]
         figure: dict[str, object] = {
