@@ -28,6 +28,7 @@ from registration.models import Household, Student
 from tests.conftest import sign_in
 from tests.payments.factories import FeeFactory, child_add
 from tests.payments.test_local_checkout import use_local_stripe
+from tests.pdf_fonts import serif_fonts
 from workflow.models import AuditEvent
 
 MONEY = re.compile(r"\$[\d,]+\.\d\d")
@@ -98,6 +99,7 @@ def test_the_receipt_is_rendered_once_as_tagged_pdf_ua_in_the_household_language
     assert " de " in paid_on  # "29 de noviembre de 2026"
     assert paid_on in text.replace("\n", " ")
     assert "Página" in text  # the page footer, translated
+    assert not serif_fonts(PdfReader(io.BytesIO(data)))  # the footer in the page's font
     assert "R-" in text and str(checkout.reference) in text
     assert checkout.stripe_payment_intent in text
     assert "José" in text  # the guardian who paid

@@ -38,6 +38,7 @@ from registration.models import (
 )
 from registration.services import guardian_account_create
 from tests.conftest import PASSWORD, sign_in
+from tests.pdf_fonts import font_names, serif_fonts
 from tests.workflow.wizard_walk import Page, WizardWalk
 from workflow.models import (
     AddressChangeRequest,
@@ -325,6 +326,8 @@ def test_a_family_of_three_signs_and_gets_a_confirmation(
     # Tagged PDF/UA in the confirmation's language, for screen readers.
     assert reader.trailer["/Root"]["/Lang"] == confirmation.language
     assert "/StructTreeRoot" in reader.trailer["/Root"]
+    # Everything, the page footer too, in the document's font, not the default serif.
+    assert not serif_fonts(reader), font_names(reader)
     text = " ".join(sheet.extract_text() for sheet in reader.pages)
     text = " ".join(text.split())  # table cells wrap
     assert JOSE in text
