@@ -8,11 +8,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: gettext compiles translations; PostgreSQL's server runs the tests;
 # Playwright drives Debian's chromium in the browser tests (tests/browser); the fault
 # tests (tests/faults) start their own Redis. PDFs are set in DejaVu, with WenQuanYi
-# Micro Hei for Chinese.
+# Micro Hei for Chinese, by WeasyPrint through Pango and HarfBuzz.
 FONT_PACKAGES := fonts-dejavu-core fonts-wqy-microhei
-RUN_PACKAGES := gettext $(FONT_PACKAGES)
-TEST_PACKAGES := gettext postgresql redis-server chromium $(FONT_PACKAGES)
-STACK_PACKAGES := gettext postgresql redis-server $(FONT_PACKAGES)
+PDF_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 $(FONT_PACKAGES)
+RUN_PACKAGES := gettext $(PDF_PACKAGES)
+TEST_PACKAGES := gettext postgresql redis-server chromium $(PDF_PACKAGES)
+STACK_PACKAGES := gettext postgresql redis-server $(PDF_PACKAGES)
 PYTEST_ARGS ?= -n 2 -q
 
 .PHONY: run test lint typecheck pytest pytest-postgres messages install bench bench-quick \

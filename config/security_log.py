@@ -6,7 +6,8 @@ Passwords, codes, tokens and the email typed at sign-in never reach it: a passwo
 typed into the email box must not end up in a log file. Activation failures are
 logged by ``registration.services``; refusals with a reason by
 ``registration.access.log_refusal``; ``RefusalLogMiddleware`` logs every other 403,
-404 and 429 so that no refusal goes unrecorded.
+404 and 429 so that no refusal goes unrecorded, and the password reset and email
+confirmation keys it refuses with a page of their own.
 """
 
 from __future__ import annotations
@@ -30,6 +31,19 @@ log = logging.getLogger("security")
 refused_log = logging.getLogger("security.refused")
 
 REFUSED_STATUSES = {403, 404, 429}
+# Pages that answer a wrong, used or expired key with a page of their own (200, "this
+# link is invalid") rather than a refusal: URL name -> (what the key is for, whether
+# the page's context is that answer).
+_KEY_PAGES: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {
+    "account_reset_password_from_key": (
+        "password reset",
+        lambda context: bool(context.get("token_fail")),
+    ),
+    "account_confirm_email": (
+        "email confirmation",
+        lambda context: "confirmation" in context and not context["confirmation"],
+    ),
+}
 # Path segments that carry a secret (password reset and email confirmation keys).
 _SECRET_IN_PATH = re.compile(r"(/(?:key|confirm-email)/)[^/]+")
 
@@ -106,8 +120,20 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     return render(request, "403_csrf.html", status=403)
 
 
+def _key_refused(request: HttpRequest, response: HttpResponse) -> str:
+    """What the key was for, when ``response`` is a page refusing a key sent by email;
+    otherwise ""."""
+    match = getattr(request, "resolver_match", None)
+    context = getattr(response, "context_data", None)
+    if match is None or not isinstance(context, dict) or match.url_name not in _KEY_PAGES:
+        return ""
+    purpose, refused = _KEY_PAGES[match.url_name]
+    return purpose if refused(context) else ""
+
+
 class RefusalLogMiddleware:
-    """Logs each 403, 404 and 429 response that no view logged with its reason."""
+    """Logs each 403, 404 and 429 response that no view logged with its reason, and
+    each key sent by email (password reset, email confirmation) that was refused."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -123,6 +149,14 @@ class RefusalLogMiddleware:
                 request.method,
                 path_shown(request),
                 _account(getattr(request, "user", None)),
+                client_ip(request),
+            )
+        elif response.status_code == 200 and (purpose := _key_refused(request, response)):
+            log.warning(
+                "key refused: %s; user %s, path %s, ip %s",
+                purpose,
+                _account(getattr(request, "user", None)),
+                path_shown(request),
                 client_ip(request),
             )
         return response

@@ -106,6 +106,8 @@ def _run(command: list[str], env: dict[str, str] | None = None) -> None:
 def _postgres_start(state: dict[str, str]) -> None:
     pg = _pg_bin()
     data = Path(state["pg_data"])
+    # The system's temporary folder may have been emptied since (a reboot): start afresh.
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
     if os.geteuid() == 0:
         shutil.chown(data, "postgres")
     if not (data / "PG_VERSION").exists():

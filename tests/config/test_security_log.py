@@ -7,8 +7,10 @@ from __future__ import annotations
 import logging
 
 import pytest
+from allauth.account.forms import default_token_generator
 from django.test import Client, RequestFactory
 from django.urls import reverse
+from django.utils.http import int_to_base36
 
 from config.security_log import path_shown
 from registration.mfa import totp_code, totp_secret
@@ -175,3 +177,36 @@ def test_a_line_break_in_a_url_cannot_write_a_line_into_the_log(db, client, capl
     (record,) = logged(caplog, "security.refused")
     message = record.getMessage()
     assert "\n" not in message and "/nope\\n2026-11-29" in message
+
+
+def test_a_refused_reset_or_confirmation_key_is_logged_without_the_key(
+    guardian_user, client, caplog
+):
+    """Both pages answer a wrong key with 200 and a page of their own; a right key is
+    not logged."""
+    uidb36 = int_to_base36(guardian_user.pk)
+    wrong_reset = reverse(
+        "account_reset_password_from_key", kwargs={"uidb36": uidb36, "key": "cz5v-s3cret0"}
+    )
+    wrong_confirmation = reverse("account_confirm_email", args=["MQ:1tXyZq:s3cret-signature"])
+    with caplog.at_level(logging.WARNING, logger="security"):
+        answers = [
+            client.get(wrong_reset, REMOTE_ADDR=VISITOR).status_code,
+            client.get(wrong_confirmation, REMOTE_ADDR=VISITOR).status_code,
+        ]
+    assert answers == [200, 200]
+    assert [r.getMessage() for r in logged(caplog)] == [
+        f"key refused: password reset; user -, path /accounts/password/reset/key/…/, ip {VISITOR}",
+        f"key refused: email confirmation; user -, path /accounts/confirm-email/…/, ip {VISITOR}",
+    ]
+    assert "s3cret" not in caplog.text
+
+    caplog.clear()
+    right_reset = reverse(
+        "account_reset_password_from_key",
+        kwargs={"uidb36": uidb36, "key": default_token_generator.make_token(guardian_user)},
+    )
+    with caplog.at_level(logging.WARNING, logger="security"):
+        form = client.get(right_reset, follow=True, REMOTE_ADDR=VISITOR)
+    assert form.status_code == 200 and "password1" in form.content.decode()
+    assert not [r for r in caplog.records if r.name.startswith("security")]
