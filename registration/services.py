@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Iterable
-from functools import partial
 from pathlib import Path
 
 from allauth.account.models import EmailAddress
@@ -19,6 +18,7 @@ from django.utils import timezone, translation
 
 from config.languages import language_or_default
 from documents.letters import Letter, letters_pdf
+from outbox.services import task_enqueue
 from registration.activation import code_display, code_lookup, code_matches, code_normalise
 from registration.models import (
     ActivationAttempt,
@@ -313,23 +313,33 @@ def activation_resend_candidates(*, now: datetime.datetime | None = None) -> Que
     )
 
 
-def activation_resend_due(*, actor: User | None = None) -> int:
-    """Queue a fresh code by email for every guardian due one; returns how many."""
-    from registration.tasks import activation_code_email_task  # tasks import this module
+# Guardians emailed by one task of a re-send: a district's first re-send reaches
+# hundreds of thousands of guardians.
+RESEND_CHUNK = 200
 
-    guardian_ids = list(activation_resend_candidates().values_list("pk", flat=True))
+
+def activation_resend_due(*, actor: User | None = None) -> int:
+    """Queue a fresh code by email for every guardian due one; returns how many.
+
+    The sends are recorded in the outbox in the same transaction as the audit row, a
+    task per ``RESEND_CHUNK`` guardians: a broker outage delays them and drops none.
+    A task run twice sends nothing twice, since each guardian is checked again under
+    a lock (``activation_code_email``)."""
+    from registration.tasks import activation_codes_email_task  # tasks import this module
+
+    guardian_ids = list(activation_resend_candidates().order_by("pk").values_list("pk", flat=True))
     actor_id = actor.pk if actor is not None else None
-    for guardian_id in guardian_ids:
-        transaction.on_commit(
-            partial(activation_code_email_task.delay, guardian_id, "resend", actor_id)
+    with transaction.atomic():
+        for start in range(0, len(guardian_ids), RESEND_CHUNK):
+            chunk = guardian_ids[start : start + RESEND_CHUNK]
+            task_enqueue(activation_codes_email_task, chunk, "resend", actor_id)
+        audit_record(
+            action="create",
+            object_type="registration.activationemail",
+            actor=actor,
+            actor_label="" if actor else "scheduled re-send",
+            detail={"queued": len(guardian_ids), "reason": "resend"},
         )
-    audit_record(
-        action="create",
-        object_type="registration.activationemail",
-        actor=actor,
-        actor_label="" if actor else "scheduled re-send",
-        detail={"queued": len(guardian_ids), "reason": "resend"},
-    )
     return len(guardian_ids)
 
 

@@ -12,14 +12,17 @@ from workflow.services import activation_codes_expire
 
 
 @shared_task
-def activation_code_email_task(
-    guardian_id: int, reason: str, sent_by_id: int | None = None
-) -> bool:
-    guardian = Guardian.objects.filter(pk=guardian_id).first()
-    if guardian is None:
-        return False
+def activation_codes_email_task(
+    guardian_ids: list[int], reason: str, sent_by_id: int | None = None
+) -> int:
+    """Email each guardian a fresh code; returns how many were sent. A guardian who no
+    longer needs one (activated, already sent, no email) is skipped."""
     sent_by = User.objects.filter(pk=sent_by_id).first() if sent_by_id else None
-    return activation_code_email(guardian=guardian, reason=reason, sent_by=sent_by) is not None
+    sent = 0
+    for guardian in Guardian.objects.filter(pk__in=guardian_ids).order_by("pk"):
+        if activation_code_email(guardian=guardian, reason=reason, sent_by=sent_by):
+            sent += 1
+    return sent
 
 
 @shared_task

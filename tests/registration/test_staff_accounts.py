@@ -11,10 +11,13 @@ from django.urls import reverse
 from django.utils import timezone
 from pypdf import PdfReader
 
+from outbox.models import OutboxMessage
+from outbox.services import outbox_dispatch
 from registration.models import ActivationCode, ActivationEmail, Guardian
 from registration.services import activation_resend_candidates, activation_verify
 from registration.tasks import activation_resend_due_task
 from tests.conftest import sign_in
+from tests.outbox.broker import broker_at, port_closed
 from workflow.models import AuditEvent
 from workflow.services import activation_code_issue
 
@@ -221,6 +224,30 @@ def test_the_daily_task_sends_the_due_codes(
     assert queued == 6 and len(mailoutbox) == 6
     event = AuditEvent.objects.get(object_type="registration.activationemail")
     assert event.actor is None and event.detail == {"queued": 6, "reason": "resend"}
+
+
+def test_a_re_send_during_a_broker_outage_waits_in_the_outbox_and_goes_out_once(
+    registrar_user, client, mailoutbox, django_capture_on_commit_callbacks, settings
+):
+    settings.OUTBOX_GRACE_SECONDS = 0
+    client.force_login(registrar_user)
+    with broker_at(f"redis://127.0.0.1:{port_closed()}/0"):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(reverse("staff_activation_resend"), follow=True)
+        assert response.status_code == 200
+        assert "New codes are being emailed to 6 guardian(s)." in response.content.decode()
+        assert outbox_dispatch().broker_unreachable
+    (message,) = OutboxMessage.objects.all()  # the six in one task
+    assert message.dispatched_at is None and len(message.args[0]) == 6
+    assert not mailoutbox and not ActivationCode.objects.filter(channel="email").exists()
+    # The broker is back (here: tasks in-process again): every code goes out once.
+    assert outbox_dispatch().published == 1
+    assert len(mailoutbox) == 6
+    message.dispatched_at = None
+    message.save()
+    assert outbox_dispatch().published == 1  # delivered twice by the broker: sent once
+    assert len(mailoutbox) == 6
+    assert ActivationCode.objects.filter(state="issued", channel="email").count() == 6
 
 
 def test_a_household_stops_getting_codes_once_someone_activates(sample_district):
