@@ -27,6 +27,7 @@ from payments.forms import LINES, LUNCH, CartFields
 from registration.grades import GRADE_LABELS, PROMOTION_ORDER, grade_in_range
 from registration.models import ContactPoint, Guardian
 from registration.proof_files import proof_display_name, proof_refusal
+from registration.templatetags.phones import phone
 from workflow.models import PROOF_KINDS, EnrollmentDecision
 from workflow.selectors import ChildRow, WizardContext
 from workflow.visits import WALK_IN, VisitChoice, slot_choices, slot_label, slot_parse, slot_value
@@ -1065,7 +1066,7 @@ def display_value(field: forms.Field, value: Any) -> str:
         labels = {str(k): str(v) for k, v in field.choices}
         return labels.get(str(value), str(value))
     if isinstance(value, PhoneNumber):
-        return value.as_national if value.is_valid() else str(value)
+        return phone(value)
     return str(value)
 
 

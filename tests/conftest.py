@@ -127,6 +127,18 @@ def empty_cache():
 
 
 @pytest.fixture(autouse=True)
+def default_language():
+    """A request in another language leaves that language active in the thread, and
+    the next test of the same worker would start in it: each test starts in the
+    default language instead."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def private_files(settings, tmp_path):
     """Proofs and confirmations go to a folder of the test's own."""
     settings.PRIVATE_MEDIA_ROOT = tmp_path / "private"
