@@ -766,13 +766,14 @@ def registration_submit(
         if len(decided) < len(decisions):
             raise TransitionRefused(gettext("Please decide for every child before signing."))
         if locked.campaign.fees_before_submit:
+            from payments.money import money
             from payments.selectors import required_fees_unsettled
 
             due = required_fees_unsettled(household=locked.household, campaign=locked.campaign)
             if due:
                 raise TransitionRefused(
                     gettext("Please pay the required fees before signing: %(amount)s is still due.")
-                    % {"amount": f"${sum(due.values()) / 100:,.2f}"}
+                    % {"amount": money(sum(due.values()))}
                 )
         schools = School.objects.in_bulk(
             {answers[d.pk]["next_school"] for d in decided if answers[d.pk]["returning"]}

@@ -4,6 +4,7 @@ paid or waived, and changes nothing when it refuses."""
 from __future__ import annotations
 
 import pytest
+from django.utils import translation
 
 from payments.models import Fee
 from payments.services import fee_assess, fee_waive
@@ -20,6 +21,11 @@ def registration_fee(campaign):
     return Fee.objects.create(
         kind=Fee.Kind.REQUIRED, title="Registration fee", amount_cents=2500, campaign=campaign
     )
+
+
+def test_the_amount_still_due_is_written_for_the_readers_language(campaign, registration_fee):
+    with translation.override("zh-hans"), pytest.raises(TransitionRefused, match=r"US\$50\.00"):
+        _submitted(campaign)
 
 
 def test_unpaid_required_fees_stop_the_submission(campaign, registration_fee, registrar_user):
