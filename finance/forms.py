@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from finance.models import Payout, ReconciliationItem
 from payments.models import Refund
+from registration.wizard_forms import ControlCharacterValidator
 from workflow.forms import DATE_FORMATS, DATE_INPUT
 
 
@@ -117,6 +118,7 @@ class ExplainForm(forms.Form):
             "mismatch and in the audit log."
         ),
         error_messages={"required": _("Please write what explains this difference.")},
+        validators=[ControlCharacterValidator(multiline=True)],
     )
 
     def clean_note(self) -> str:

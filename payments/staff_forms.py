@@ -17,6 +17,7 @@ from config.widgets import LongSelect
 from payments.models import Checkout, Fee
 from payments.money import money
 from registration.models import ClassSection, School
+from registration.wizard_forms import ControlCharacterValidator
 from workflow.models import Campaign
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
@@ -109,6 +110,7 @@ def _translation(label: Any, language: str, *, help_text: Any = "", rows: int = 
         required=False,
         help_text=help_text,
         widget=widget,
+        validators=[ControlCharacterValidator(multiline=bool(rows))],
     )
 
 
@@ -152,6 +154,7 @@ class FieldTripForm(TranslatedTextsForm):
         max_length=200,
         help_text=_("Families see it on their fees page, for example “Aquarium visit”."),
         error_messages={"required": _("Please give the trip a title.")},
+        validators=[ControlCharacterValidator(multiline=False)],
     )
     description = forms.CharField(
         label=_("Description"),
@@ -159,6 +162,7 @@ class FieldTripForm(TranslatedTextsForm):
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_("What families should know: where, when the bus leaves, what to bring."),
+        validators=[ControlCharacterValidator(multiline=True)],
     )
     event_date = forms.DateField(
         label=_("Date of the trip"),
@@ -254,12 +258,14 @@ class FeeForm(TranslatedTextsForm):
         max_length=200,
         help_text=_("Families see it on their fees page and on Stripe's payment page."),
         error_messages={"required": _("Please give the fee a title.")},
+        validators=[ControlCharacterValidator(multiline=False)],
     )
     description = forms.CharField(
         label=_("Description"),
         max_length=2000,
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
+        validators=[ControlCharacterValidator(multiline=True)],
     )
     amount = DollarsField(
         label=_("Amount, in dollars"),

@@ -233,7 +233,8 @@ def guardians_visible_to(user: User) -> QuerySet[Guardian]:
 def guardian_search(queryset: QuerySet[Guardian], query: str) -> QuerySet[Guardian]:
     """Guardians whose names hold every word of ``query``, or whose id or email it is."""
     query = query.strip()
-    if not query:
+    # No record holds a NUL, and PostgreSQL refuses one even in a comparison.
+    if not query or "\x00" in query:
         return queryset.none()
     # Three searches, each on its own index (on PostgreSQL, trigram indexes on the
     # names and one on the upper-cased email: registration migration 0006), joined

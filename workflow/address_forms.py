@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from config.widgets import LongSelect
 from registration.models import School
+from registration.wizard_forms import ControlCharacterValidator
 from workflow.models import PROOF_KINDS, AddressChangeRequest, OfficeHours
 
 DATE_FORMATS = ["%Y-%m-%d", "%m/%d/%Y"]
@@ -85,6 +86,7 @@ class AddressRejectForm(forms.Form):
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_("The family receives this by email."),
+        validators=[ControlCharacterValidator(multiline=True)],
     )
 
     def clean_reason(self) -> str:

@@ -8,6 +8,8 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from registration.wizard_forms import ControlCharacterValidator
+
 COMMENT_MAX_LENGTH = 2000
 
 
@@ -21,6 +23,7 @@ class RegistrationReturnForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text=_("The family reads this on their registration page and in the email."),
         error_messages={"required": _("Please say what the family should correct.")},
+        validators=[ControlCharacterValidator(multiline=True)],
     )
     step = forms.ChoiceField(
         label=_("Open the registration again at"),

@@ -78,6 +78,18 @@ class TransitionRefused(Exception):
     """The record is not in a state that allows this change; nothing was changed."""
 
 
+def _storable(detail: Any) -> Any:
+    """``detail`` with each NUL in its texts written as U+FFFD: a search box may be
+    sent one, and PostgreSQL's JSON cannot hold it."""
+    if isinstance(detail, str):
+        return detail.replace("\x00", "\ufffd")
+    if isinstance(detail, dict):
+        return {key: _storable(value) for key, value in detail.items()}
+    if isinstance(detail, list | tuple):
+        return [_storable(value) for value in detail]
+    return detail
+
+
 def audit_record(
     *,
     action: str,
@@ -107,7 +119,7 @@ def audit_record(
         object_id=object_id,
         object_repr=str(obj)[:200] if obj is not None else "",
         ip_address=(client_ip(request) or None) if request is not None else None,
-        detail=detail or {},
+        detail=_storable(detail or {}),
     )
 
 
@@ -135,7 +147,7 @@ def audit_records_bulk(
                 object_id=str(obj.pk),
                 object_repr=str(obj)[:200],
                 ip_address=ip_address,
-                detail=detail or {},
+                detail=_storable(detail or {}),
             )
             for obj in objs
         ],

@@ -14,37 +14,82 @@ Uploads: a PDF with JavaScript or other actions, a zip file, a decompression-bom
 PNG, an SVG with a script, a disguised file, a path-traversal name, a polyglot
 JPEG. Each is refused with a message at the field naming the file, or stored under
 a name of our own and served only as an attachment that browsers must not sniff.
+
+Staff text that reaches families gets the same values, with the same rule: the
+comment of a registration returned to the family, the reason an address change
+was rejected, the titles and descriptions of the fee catalog and of teachers'
+field trips, finance's explanation of a mismatch. Refused, the form says so at the
+field and nothing is written; kept, it is the text as typed on every page, in every
+email (no header carries it) and in the receipt PDF (which has no script). Staff
+search boxes and list filters answer every value with a page, never an error.
+
+Signing in, the second factor, resetting a password and activating refuse the
+values with their usual messages (or keep a password exactly as typed), answer with
+a page or a redirect, and never write a password or a code into the log.
 """
 
 from __future__ import annotations
 
+import csv
+import datetime
 import html
 import io
+import logging
 import re
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from allauth.account.forms import default_token_generator
+from django.core import mail
+from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.mail import BadHeaderError
+from django.db import transaction
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import int_to_base36
 from PIL import Image
 from pypdf import PdfReader, PdfWriter
-from pypdf.generic import ArrayObject, DictionaryObject, NameObject, TextStringObject
+from pypdf.generic import (
+    ArrayObject,
+    DictionaryObject,
+    IndirectObject,
+    NameObject,
+    TextStringObject,
+)
 
-from registration.models import Guardian, Student
-from tests.conftest import sign_in
-from tests.workflow.wizard_walk import Page, WizardWalk
+from finance.models import Payout, ReconciliationItem
+from outbox.models import OutboxMessage
+from payments.models import Checkout, Fee, LedgerEntry
+from registration.models import (
+    ActivationAttempt,
+    ClassSection,
+    Guardian,
+    Student,
+    User,
+)
+from tests.conftest import PASSWORD, sign_in
+from tests.payments.test_local_checkout import use_local_stripe
+from tests.workflow.test_review import _submit
+from tests.workflow.wizard_walk import Page, PageParser, WizardWalk
 from workflow.models import (
     AddressChangeRequest,
     AddressProof,
+    AuditEvent,
     Registration,
     RegistrationStep,
     Submission,
+    TransitionLog,
 )
+from workflow.services import activation_code_issue
 
 JOSE = "José Ángel García"
 MARIA_EMAIL = "maria.nunez@example.com"
@@ -66,6 +111,19 @@ HOSTILE: dict[str, str] = {
 # Kept as plain text in any free-text field; line breaks only in the multi-line ones.
 STORED = {"script", "attribute", "sql", "sql_union", "template", "emoji"}
 STORED_MULTILINE = STORED | {"newline"}
+
+
+def _kept(kind: str, *, multiline: bool) -> bool:
+    """Whether a free-text field keeps ``HOSTILE[kind]`` as typed (else refuses it)."""
+    return kind in (STORED_MULTILINE if multiline else STORED)
+
+
+@pytest.fixture(autouse=True)
+def quick_password_hashes(settings):
+    """Passwords hashed the quick way: these tests sign in and type passwords many
+    times, and are about what is typed, not about what a hash costs."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 
 PNG_1PX = (
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x00\x00\x00"
@@ -117,14 +175,16 @@ def _answer(wizard: WizardWalk, page: Page, answers: dict[str, dict[str, Any]]) 
     return wizard.submit(page, unchanged=True)
 
 
-def _walk_to_review(wizard: WizardWalk, answers: dict[str, dict[str, Any]]) -> Page:
+def _walk_to_review(
+    wizard: WizardWalk, answers: dict[str, dict[str, Any]], step: str = "review"
+) -> Page:
     page = wizard.open()
     for _ in range(20):
-        if page.step == "review":
+        if page.step == step:
             return page
         page = _answer(wizard, page, answers)
         assert page.status_code == 200 and not page.errors, (page.url, page.errors)
-    raise AssertionError("never reached the review")
+    raise AssertionError(f"never reached the step {step}")
 
 
 @pytest.fixture
@@ -309,6 +369,48 @@ def _flat(text: str) -> str:
     return "".join(text.split())
 
 
+# Keys and actions of a PDF that run something when it is opened or clicked.
+PDF_SCRIPT_KEYS = {"/JS", "/JavaScript", "/OpenAction", "/AA"}
+PDF_SCRIPT_ACTIONS = {"/JavaScript", "/Launch", "/SubmitForm", "/ImportData", "/RichMediaExecute"}
+
+
+def _pdf_scripts(reader: PdfReader) -> set[str]:
+    """Every script key and script action anywhere in the file's objects."""
+    found: set[str] = set()
+    seen: set[tuple[int, int]] = set()
+    waiting: list[Any] = [reader.trailer]
+    while waiting:
+        item = waiting.pop()
+        if isinstance(item, IndirectObject):
+            if (item.idnum, item.generation) in seen:
+                continue
+            seen.add((item.idnum, item.generation))
+            item = item.get_object()
+        if isinstance(item, DictionaryObject):
+            found |= PDF_SCRIPT_KEYS & set(item)
+            if item.get("/S") in PDF_SCRIPT_ACTIONS:
+                found.add(str(item["/S"]))
+            waiting.extend(item.values())
+        elif isinstance(item, ArrayObject):
+            waiting.extend(item)
+    return found
+
+
+def _pdf_problems(where: str, data: bytes, values: list[str]) -> list[str]:
+    """The PDF shows each value as its text, and holds no script."""
+    reader = PdfReader(io.BytesIO(data))
+    problems = [f"{where}: {name} in the file" for name in sorted(_pdf_scripts(reader))]
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    # pypdf reads some of WeasyPrint's fonts as two bytes a character.
+    flat = _flat(text.replace("\x00", ""))
+    for value in values:
+        # Emoji have no glyph in the PDF's fonts: the text around them is checked.
+        for part in re.split(r"[\u200d\U0001f000-\U0001faff]+", value):
+            if _flat(part) not in flat:
+                problems.append(f"{where}: {part!r} missing")
+    return problems
+
+
 def test_hostile_text_is_shown_as_text_everywhere(
     jose, office_user, registrar_user, django_capture_on_commit_callbacks, mailoutbox
 ):
@@ -372,16 +474,8 @@ def test_hostile_text_is_shown_as_text_everywhere(
     assert seen == {*address_values, SIGNED_NAME}, seen
 
     # The confirmation PDF: the text as typed, none of it read as HTML.
-    confirmation = submission.confirmation
-    with confirmation.pdf.open("rb") as handle:
-        text = "\n".join(p.extract_text() for p in PdfReader(handle).pages)
-    # pypdf reads some of WeasyPrint's fonts as two bytes a character.
-    flat = _flat(text.replace("\x00", ""))
-    for value in [*values, SIGNED_NAME]:
-        # Emoji have no glyph in the PDF's fonts: the text around them is checked.
-        for part in re.split(r"[\u200d\U0001f000-\U0001faff]+", value):
-            if _flat(part) not in flat:
-                problems.append(f"confirmation PDF: {part!r} missing")
+    with submission.confirmation.pdf.open("rb") as handle:
+        problems += _pdf_problems("confirmation PDF", handle.read(), [*values, SIGNED_NAME])
     assert not problems, "\n".join(problems)
 
 
@@ -639,3 +733,643 @@ def test_an_upload_is_refused_at_the_field_or_kept_as_a_download(
             or "utf-8''" in download["Content-Disposition"]
         )
         assert download["X-Content-Type-Options"] == "nosniff"
+
+
+# -- staff text that reaches families --------------------------------------------------------
+
+
+def _signed_in(user: Any) -> Client:
+    client = Client()
+    sign_in(client, user)
+    return client
+
+
+@contextmanager
+def _undone() -> Iterator[None]:
+    """What happens inside is rolled back at the end, so that the next value meets the
+    same records (a registration still waiting for review, a code not yet used)."""
+    with transaction.atomic():
+        yield
+        transaction.set_rollback(True)
+
+
+def _writes() -> tuple[int, ...]:
+    """What a change writes: state changes, audited changes (reads are audited too and
+    do not count), queued work, emails."""
+    return (
+        TransitionLog.objects.count(),
+        AuditEvent.objects.exclude(
+            action__in=[AuditEvent.Action.VIEW, AuditEvent.Action.LIST]
+        ).count(),
+        OutboxMessage.objects.count(),
+        len(mail.outbox),
+    )
+
+
+def _parsed(response: Any) -> PageParser:
+    parser = PageParser()
+    parser.feed(response.content.decode())
+    return parser
+
+
+def _typed_back(page: PageParser, name: str) -> str | None:
+    """What the page's form holds in the field ``name`` (a browser would send it)."""
+    for form in page.forms:
+        if name in form.fields:
+            return (form.fields[name] or [""])[0]
+    return None
+
+
+def _refused_problems(
+    response: Any, value: str, refused: list[str], accepted: list[str]
+) -> list[str]:
+    """The form came back with a message at each field of ``refused``, what was typed
+    still in it, and no message at the fields of ``accepted``."""
+    if response.status_code != 200:
+        return [f"answered {response.status_code}, not the form with a message"]
+    page = _parsed(response)
+    problems = []
+    for name in refused:
+        if not page.errors.get(f"id_{name}_error"):
+            problems.append(f"{name}: no message at the field")
+        elif _typed_back(page, name) != value:
+            problems.append(f"{name}: the form does not keep what was typed")
+    for name in accepted:
+        if message := page.errors.get(f"id_{name}_error"):
+            problems.append(f"{name}: refused ({message}), expected it kept")
+    if not _markup_free(response.content.decode(), value):
+        problems.append("markup in the page")
+    return problems
+
+
+def _post_hostile(
+    kind: str,
+    fields: dict[str, bool],
+    post: Callable[[dict[str, str]], Any],
+    written: Callable[[], object],
+) -> tuple[list[str], Any]:
+    """Post ``HOSTILE[kind]`` into the free-text ``fields`` (name: multi-line or not)
+    of a staff form. Where a field must refuse it, the form comes back with a message
+    at each such field and none at the others, and nothing is written (``written()``
+    says the same before and after); then the value goes into the fields that keep it,
+    alone. Returns the problems and the response of that second post (None when no
+    field keeps the value or it was refused)."""
+    value = HOSTILE[kind]
+    refusing = [name for name, multiline in fields.items() if not _kept(kind, multiline=multiline)]
+    keeping = [name for name in fields if name not in refusing]
+    problems = []
+    if refusing:
+        before = written()
+        response = post(dict.fromkeys(fields, value))
+        problems += _refused_problems(response, value, refusing, keeping)
+        if written() != before:
+            problems.append("refused, yet something was written")
+    if not keeping:
+        return problems, None
+    response = post(dict.fromkeys(keeping, value))
+    if response.status_code != 302:
+        errors = _parsed(response).errors if response.status_code == 200 else {}
+        problems.append(f"answered {response.status_code} {errors}, expected it kept as typed")
+        return problems, None
+    return problems, response
+
+
+def _shown(where: str, response: Any, values: list[str]) -> list[str]:
+    if response.status_code != 200:
+        return [f"{where}: answered {response.status_code}"]
+    page = response.content.decode()
+    return [f"{where}: {problem}" for value in values for problem in _escaped_in(page, value)]
+
+
+def _mail_problems(messages: list[Any], values: list[str]) -> list[str]:
+    """Each message carries every value as typed in its text (escaped in an HTML
+    alternative, where there is one), and no header carries any of them."""
+    if not messages:
+        return ["no email was sent"]
+    problems = []
+    for message in messages:
+        where = f"email to {', '.join(message.to)}"
+        try:
+            headers = message.message().items()
+        except BadHeaderError as error:  # a line break in a header
+            problems.append(f"{where}: {error}")
+            continue
+        for value in values:
+            if value not in message.body:
+                problems.append(f"{where}: {value!r} not in the text")
+            if html.escape(value) != value and html.escape(value) in message.body:
+                problems.append(f"{where}: {value!r} escaped in the plain text")
+            for content, mimetype in getattr(message, "alternatives", []):
+                if mimetype == "text/html":
+                    problems += [f"{where} (HTML): {p}" for p in _escaped_in(content, value)]
+            problems += [
+                f"{where}: {value!r} in the {name} header"
+                for name, header in headers
+                if any(line and line in str(header) for line in value.splitlines())
+            ]
+        if message.cc or message.bcc or message.extra_headers:
+            problems.append(f"{where}: more headers than the product writes")
+    return problems
+
+
+def _fresh(obj: Any) -> Any:
+    return type(obj).objects.get(pk=obj.pk)
+
+
+def test_a_returned_registrations_comment_reaches_the_family_as_text(
+    campaign, client, guardian_user, office_user, mailoutbox, django_capture_on_commit_callbacks
+):
+    """Carmen returns hh-001's submitted registration with each value as the comment:
+    José reads it on his status page and in the wizard, and by email."""
+    registration = _submit(campaign, "hh-001")
+    sign_in(client, guardian_user)
+    office = _signed_in(office_user)
+    url = reverse("staff_registration_return", args=[registration.pk])
+
+    def post(typed: dict[str, str]) -> Any:
+        with django_capture_on_commit_callbacks(execute=True):
+            return office.post(url, {"step": "acknowledgements", **typed})
+
+    def written() -> object:
+        fresh = _fresh(registration)
+        return (*_writes(), fresh.state, fresh.return_comment)
+
+    problems = []
+    for kind, value in HOSTILE.items():
+        mailoutbox.clear()
+        with _undone():
+            found, kept = _post_hostile(kind, {"comment": True}, post, written)
+            if kept is not None:
+                if _fresh(registration).return_comment != value:
+                    found.append(f"stored as {_fresh(registration).return_comment!r}")
+                pages = {
+                    "staff review": office.get(
+                        reverse("staff_registration", args=[registration.pk])
+                    ),
+                    "family status": client.get(
+                        reverse("registration_status", args=[registration.pk])
+                    ),
+                    "family wizard": client.get(
+                        reverse("registration_resume", args=[registration.pk]), follow=True
+                    ),
+                }
+                found += [p for where, page in pages.items() for p in _shown(where, page, [value])]
+                found += _mail_problems(mailoutbox, [value])
+        problems += [f"{kind}: {problem}" for problem in found]
+    assert not problems, "\n".join(problems)
+
+
+def test_a_rejected_address_changes_reason_reaches_the_family_as_text(
+    campaign, office_user, mailoutbox, django_capture_on_commit_callbacks
+):
+    """Carmen rejects hh-001's new address with each value as the reason: the family
+    reads it by email, staff on the request's page."""
+    _submit(campaign, "hh-001", moved=True)
+    request = AddressChangeRequest.objects.get(household__sourced_id="hh-001")
+    office = _signed_in(office_user)
+    url = reverse("staff_address_reject", args=[request.pk])
+
+    def post(typed: dict[str, str]) -> Any:
+        with django_capture_on_commit_callbacks(execute=True):
+            return office.post(url, typed)
+
+    def written() -> object:
+        fresh = _fresh(request)
+        return (*_writes(), fresh.state, fresh.reason)
+
+    problems = []
+    for kind, value in HOSTILE.items():
+        mailoutbox.clear()
+        with _undone():
+            found, kept = _post_hostile(kind, {"reason": True}, post, written)
+            if kept is not None:
+                if _fresh(request).reason != value:
+                    found.append(f"stored as {_fresh(request).reason!r}")
+                page = office.get(reverse("staff_address", args=[request.pk]))
+                found += _shown("staff address", page, [value])
+                found += _mail_problems(mailoutbox, [value])
+        problems += [f"{kind}: {problem}" for problem in found]
+    assert not problems, "\n".join(problems)
+
+
+def test_finances_explanation_of_a_mismatch_is_kept_as_text(finance_user):
+    """A charge Stripe paid out that the ledger lacks, explained with each value: the
+    mismatch, the list, the payout's history and the CSV file show it as typed."""
+    payout = Payout.objects.create(
+        stripe_payout_id="po_hostile",
+        stripe_status="paid",
+        amount_cents=1234,
+        stripe_created_at=timezone.now(),
+        arrival_date=timezone.localdate(),
+        reconciled_at=timezone.now(),
+    )
+    item = ReconciliationItem.objects.create(
+        key="txn_hostile",
+        payout=payout,
+        kind=ReconciliationItem.Kind.STRIPE_ONLY,
+        mismatch_kind=ReconciliationItem.Kind.STRIPE_ONLY,
+        transaction_type="charge",
+        stripe_balance_transaction="txn_hostile",
+        amount_cents=1234,
+        difference_cents=1234,
+        occurred_at=timezone.now(),
+    )
+    finance = _signed_in(finance_user)
+    url = reverse("staff_finance_mismatch_explain", args=[item.pk])
+
+    def written() -> object:
+        return (*_writes(), _fresh(item).explanation)
+
+    problems = []
+    for kind, value in HOSTILE.items():
+        found, kept = _post_hostile(
+            kind, {"note": True}, lambda typed: finance.post(url, typed), written
+        )
+        if kept is not None:
+            if _fresh(item).explanation != value:
+                found.append(f"stored as {_fresh(item).explanation!r}")
+            mismatches = reverse("staff_finance_mismatches")
+            found += _shown("mismatch", finance.get(kept["Location"]), [value])
+            found += _shown("mismatches", finance.get(mismatches, {"state": "explained"}), [value])
+            found += _shown(
+                "payout", finance.get(reverse("staff_finance_payout", args=[payout.pk])), [value]
+            )
+            export = finance.get(mismatches, {"state": "explained", "format": "csv"})
+            rows = csv.DictReader(io.StringIO(export.getvalue().decode("utf-8-sig"), newline=""))
+            if [row["explanation"] for row in rows] != [value]:
+                found.append("not in the CSV file as typed")
+        problems += [f"{kind}: {problem}" for problem in found]
+    assert not problems, "\n".join(problems)
+
+
+# A fee's texts as finance and teachers type them: name, multi-line or not.
+FEE_TEXTS = {
+    "title": False,
+    "title_es": False,
+    "title_zh": False,
+    "description": True,
+    "description_es": True,
+    "description_zh": True,
+}
+
+
+def _catalog_fee(**texts: str) -> dict[str, str]:
+    """An optional item of the catalog, for every school."""
+    return {"title": "Library card", "amount": "4.00", "gl_code": "4100-FEES", **texts}
+
+
+def _math7_trip(**texts: str) -> dict[str, str]:
+    today = timezone.localdate()
+    return {
+        "section": str(ClassSection.objects.get(sourced_id="cls-math-7").pk),
+        "title": "Science museum",
+        "event_date": (today + datetime.timedelta(days=14)).isoformat(),
+        "amount": "18.50",
+        "deadline": (today + datetime.timedelta(days=7)).isoformat(),
+        **texts,
+    }
+
+
+def test_fee_and_trip_texts_reach_families_pages_receipts_and_emails_as_text(
+    jose,
+    finance_user,
+    teacher_user,
+    settings,
+    mailoutbox,
+    django_capture_on_commit_callbacks,
+):
+    """Finance's catalog and a teacher's trip for Math 7 (Mateo's class) take each
+    value; the family sees every fee kept on its fees page, in the wizard's fee step
+    and on the payment page, and after paying in its receipt (PDF and email)."""
+    use_local_stripe(settings)
+    forms = {
+        "catalog": (
+            _signed_in(finance_user),
+            reverse("staff_fee_create", kwargs={"kind": Fee.Kind.OPTIONAL}),
+            _catalog_fee,
+        ),
+        "trip": (_signed_in(teacher_user), reverse("staff_field_trip_create"), _math7_trip),
+    }
+
+    def written() -> object:
+        return (*_writes(), Fee.objects.count(), LedgerEntry.objects.count())
+
+    problems, titles, descriptions = [], [], []
+    for form, (staff, url, filled) in forms.items():
+        for kind, value in HOSTILE.items():
+            found, kept = _post_hostile(
+                kind, FEE_TEXTS, lambda typed: staff.post(url, filled(**typed)), written
+            )
+            if kept is not None:
+                fee = Fee.objects.latest("pk")
+                typed = [name for name, lines in FEE_TEXTS.items() if _kept(kind, multiline=lines)]
+                if any(getattr(fee, name) != value for name in typed):
+                    found.append(f"stored as {[getattr(fee, name) for name in FEE_TEXTS]!r}")
+                if "title" in typed:
+                    # The page after saving names the fee saved.
+                    found += _shown("staff page after saving", staff.get(kept["Location"]), [value])
+                    titles.append(value)
+                descriptions.append(value)
+            problems += [f"{form} {kind}: {problem}" for problem in found]
+    assert titles and descriptions
+    catalog = {"staff catalog": forms["catalog"][0].get(reverse("staff_fees"))}
+    problems += [p for where, page in catalog.items() for p in _shown(where, page, titles)]
+
+    # The family: the fees page and the wizard's fee step list every fee.
+    family = jose.client
+    fees_page = family.get(reverse("guardian_fees"), follow=True)
+    problems += _shown("fees page", fees_page, titles + descriptions)
+    step = _walk_to_review(jose, _basic_answers(), step="fees")
+    problems += _shown("wizard fee step", step.response, titles + descriptions)
+
+    # Paying every one of them: the payment page, the receipt and its email.
+    (cart,) = [form for form in _parsed(fees_page).forms if "line" in form.choices]
+    to_pay = family.post(fees_page.wsgi_request.path, {"line": cart.choices["line"]})
+    assert to_pay.status_code == 303, _parsed(to_pay).errors
+    problems += _shown("payment page", family.get(to_pay["Location"]), titles)
+    mailoutbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        paid = family.post(to_pay["Location"], {"action": "pay"})
+    assert paid.status_code == 302
+    checkout = Checkout.objects.get(state=Checkout.State.PAID)
+    assert checkout.lines.count() == len(cart.choices["line"]) > len(titles)
+    problems += _shown("fees page after paying", family.get(fees_page.wsgi_request.path), titles)
+    receipt = family.get(reverse("receipt_download", args=[checkout.pk]))
+    problems += _pdf_problems("receipt", receipt.getvalue(), titles)
+    problems += _mail_problems(mailoutbox, titles)
+    assert not problems, "\n".join(problems)
+
+
+# -- staff search boxes and list filters ------------------------------------------------------
+
+
+# The staff pages that read a search or filters from the query string: who reads
+# them, and the parameters each page reads.
+SEARCHES: list[tuple[str, str, tuple[str, ...]]] = [
+    ("staff_home", "registrar", ("school", "page")),
+    ("staff_guardians", "registrar", ("q", "page")),
+    ("staff_registrations", "registrar", ("state", "school", "page")),
+    ("staff_addresses", "registrar", ("school", "state", "older_than", "page")),
+    ("staff_address_visits", "registrar", ("date", "school")),
+    ("staff_reminders", "registrar", ("schools", "grades", "states")),
+    ("staff_audit", "registrar", ("actor", "student", "since", "until", "page")),
+    ("staff_activation", "registrar", ("page",)),
+    ("staff_payments", "finance", ("q", "state", "since", "until", "page")),
+    ("staff_fees", "finance", ("kind", "school", "campaign", "active", "without_gl_code", "page")),
+    ("staff_field_trips", "finance", ("page",)),
+    ("staff_finance", "finance", ("status", "since", "until", "format", "page")),
+    ("staff_finance_mismatches", "finance", ("state", "kind", "format", "page")),
+    ("staff_finance_collections", "finance", ("since", "until", "table", "format")),
+    ("staff_finance_outstanding", "finance", ("table", "format", "page")),
+    ("staff_finance_refunds", "finance", ("state", "since", "until", "format", "page")),
+    ("staff_finance_summary", "finance", ("month", "format")),
+]
+
+
+def test_staff_searches_and_filters_answer_every_value_with_a_page(
+    campaign, registrar_user, finance_user
+):
+    # A server error is an answer like any other here: the next search still runs.
+    staff = {
+        "registrar": Client(raise_request_exception=False),
+        "finance": Client(raise_request_exception=False),
+    }
+    sign_in(staff["registrar"], registrar_user)
+    sign_in(staff["finance"], finance_user)
+    problems = []
+    for name, role, parameters in SEARCHES:
+        for kind, value in HOSTILE.items():
+            # Each search alone: a database error in one must not hide the others.
+            with _undone():
+                response = staff[role].get(reverse(name), dict.fromkeys(parameters, value))
+                if name == "staff_guardians" and response.status_code == 200:
+                    # A search of the records is audited with what was searched for
+                    # (a NUL, which the database cannot hold, as U+FFFD).
+                    searched = AuditEvent.objects.filter(object_type="registration.guardian")
+                    detail = searched.latest("pk").detail
+                    if detail["query"] != value[:200].replace("\x00", "\ufffd"):
+                        problems.append(f"{name} {kind}: audited as {detail}")
+            if response.status_code != 200:
+                problems.append(f"{name} {kind}: answered {response.status_code}")
+            elif not _markup_free(response.content.decode(), value):
+                problems.append(f"{name} {kind}: markup in the page")
+    assert not problems, "\n".join(problems)
+
+
+# -- signing in, the second factor, resetting a password, activating ----------------------
+
+
+def _security_log(caplog: Any) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith("security")]
+
+
+def _log_problems(caplog: Any, secrets: list[str]) -> list[str]:
+    """No value typed and no secret is in the log, and each line of the security log
+    is one line (a line break typed must not write a forged line)."""
+    problems = [f"{kind}: in the log" for kind, value in HOSTILE.items() if value in caplog.text]
+    problems += [
+        f"{secret[:4]}…: a secret in the log" for secret in secrets if secret in caplog.text
+    ]
+    problems += [f"a line break in {m!r}" for m in _security_log(caplog) if "\n" in m or "\r" in m]
+    return problems
+
+
+def _form_errors(response: Any) -> dict[str, list[str]]:
+    """The errors of the page's form, by field ("__all__": the form's own)."""
+    form = response.context["form"] if response.context else None
+    return {
+        name: [str(e) for e in errors] for name, errors in (form.errors if form else {}).items()
+    }
+
+
+def _signed_in_as(client: Client) -> int | None:
+    user_id = client.session.get("_auth_user_id")
+    return int(user_id) if user_id else None
+
+
+def test_sign_in_refuses_hostile_values_and_logs_no_secret(guardian_user, caplog):
+    """Typed as the email, a value is not an address; typed as the password, it is
+    the wrong one: the usual message either way, the password never shown back or
+    logged, and the failure logged with the account's id only."""
+    problems, wrong_passwords = [], 0
+    url = reverse("account_login")
+    with caplog.at_level(logging.INFO):
+        for kind, value in HOSTILE.items():
+            cache.clear()  # failed sign-ins are limited per address and account
+            client = Client()
+            for field, typed in (
+                ("login", {"login": value, "password": PASSWORD}),
+                ("password", {"login": guardian_user.email, "password": value}),
+            ):
+                response = client.post(url, typed)
+                where = f"{kind} as the {field}"
+                if response.status_code != 200:
+                    problems.append(f"{where}: answered {response.status_code}")
+                    continue
+                if _signed_in_as(client) is not None:
+                    problems.append(f"{where}: signed in")
+                errors = _form_errors(response)
+                # A password the form refuses (a NUL) is said at its field; any other
+                # is tried, and is the wrong one.
+                if field == "password" and "__all__" in errors:
+                    wrong_passwords += 1
+                if not errors.get(field) and not (field == "password" and errors.get("__all__")):
+                    problems.append(f"{where}: no message ({errors})")
+                page = response.content.decode()
+                if not _markup_free(page, value) or (field == "password" and value in page):
+                    problems.append(f"{where}: shown back as markup or as the password")
+    problems += _log_problems(caplog, [PASSWORD])
+    failures = [m for m in _security_log(caplog) if m.startswith("sign-in failed")]
+    logged = f"sign-in failed: account {guardian_user.pk}; ip 127.0.0.1, path /accounts/login/"
+    if not wrong_passwords or failures != [logged] * wrong_passwords:
+        problems.append(f"{wrong_passwords} wrong passwords, logged as {failures}")
+    assert not problems, "\n".join(problems)
+
+
+def test_a_second_factor_refuses_hostile_codes_and_logs_none(registrar_user, caplog):
+    """Staff sign in with their password, then type each value as the code."""
+    problems = []
+    with caplog.at_level(logging.INFO):
+        for kind, value in HOSTILE.items():
+            cache.clear()  # wrong codes are limited per account
+            client = Client()
+            client.post(
+                reverse("account_login"), {"login": registrar_user.email, "password": PASSWORD}
+            )
+            response = client.post(reverse("mfa_authenticate"), {"code": value})
+            if response.status_code != 200:
+                problems.append(f"{kind}: answered {response.status_code}")
+            elif not _form_errors(response).get("code"):
+                problems.append(f"{kind}: no message at the code ({_form_errors(response)})")
+            elif not _markup_free(response.content.decode(), value):
+                problems.append(f"{kind}: markup in the page")
+            if _signed_in_as(client) is not None:
+                problems.append(f"{kind}: signed in")
+    problems += _log_problems(caplog, [PASSWORD])
+    assert not problems, "\n".join(problems)
+
+
+def _new_password_problems(
+    where: str, response: Any, value: str, opens_with: Callable[[str], bool]
+) -> list[str]:
+    """A new password is kept exactly as typed (a redirect, and the account opens
+    with it: ``opens_with``) or refused at its field (the form again, and it does
+    not); it is never shown back."""
+    if response.status_code == 302:
+        return [] if opens_with(value) else [f"{where}: kept, but not as typed"]
+    if response.status_code != 200:
+        return [f"{where}: answered {response.status_code}"]
+    problems = []
+    errors = _form_errors(response)
+    if not (errors.get("password1") or errors.get("password2")):
+        problems.append(f"{where}: refused with no message at the password ({errors})")
+    if opens_with(value):
+        problems.append(f"{where}: refused, yet kept")
+    if value in response.content.decode():
+        problems.append(f"{where}: shown back")
+    return problems
+
+
+def test_password_reset_refuses_hostile_values_and_logs_no_secret(
+    guardian_user, mailoutbox, caplog
+):
+    """The address asked for, a key in the link, and the new password."""
+    uidb36 = int_to_base36(guardian_user.pk)
+    problems, keys = [], []
+    with caplog.at_level(logging.INFO):
+        for kind, value in HOSTILE.items():
+            cache.clear()  # resets are limited per address and account
+            client = Client()
+            response = client.post(reverse("account_reset_password"), {"email": value})
+            if response.status_code != 200 or not _form_errors(response).get("email"):
+                problems.append(f"{kind} as the address: answered {response.status_code}")
+            if mailoutbox:
+                problems.append(f"{kind} as the address: an email was sent")
+            link = f"/accounts/password/reset/key/{uidb36}-{quote(value, safe='')}/"
+            response = client.get(link)
+            # The page for a wrong or used link, or none (a line break in a path).
+            if response.status_code == 404:
+                pass
+            elif response.status_code != 200 or not response.context.get("token_fail"):
+                problems.append(f"{kind} as the key: answered {response.status_code}")
+            elif not _markup_free(response.content.decode(), value):
+                problems.append(f"{kind} as the key: markup in the page")
+            with _undone():
+                key = default_token_generator.make_token(guardian_user)
+                form = client.get(
+                    reverse(
+                        "account_reset_password_from_key", kwargs={"uidb36": uidb36, "key": key}
+                    ),
+                    follow=True,
+                )
+                response = client.post(
+                    form.wsgi_request.path, {"password1": value, "password2": value}
+                )
+                problems += _new_password_problems(
+                    f"{kind} as the new password",
+                    response,
+                    value,
+                    lambda password: _fresh(guardian_user).check_password(password),
+                )
+                keys.append(key)
+    problems += _log_problems(caplog, keys)
+    assert not problems, "\n".join(problems)
+
+
+def test_activation_refuses_hostile_values_and_logs_no_code(sample_district, caplog):
+    """The code and the birth date are refused at their fields with nothing recorded;
+    on the account step the address is refused and the password kept as typed or
+    refused at its field."""
+    jose = Guardian.objects.get(sourced_id="par-002")
+    _code, clear = activation_code_issue(guardian=jose, channel="letter")
+    birth_date = "2018-03-14"  # Sofía's
+    account = {
+        "email": "jose.garcia@example.com",
+        "password1": "correct horse battery",
+        "password2": "correct horse battery",
+        "language": "es",
+    }
+
+    def opens_joses_account(password: str) -> bool:
+        user = User.objects.filter(email=account["email"]).first()
+        return user is not None and _fresh(jose).user == user and user.check_password(password)
+
+    problems = []
+    with caplog.at_level(logging.INFO):
+        for kind, value in HOSTILE.items():
+            cache.clear()  # tries are limited per visitor's address
+            client = Client()
+            for field, typed in (
+                ("code", {"code": value, "birth_date": birth_date}),
+                ("birth_date", {"code": clear, "birth_date": value}),
+            ):
+                where = f"{kind} as the {field}"
+                response = client.post(reverse("activate"), typed)
+                if response.status_code != 200:
+                    problems.append(f"{where}: answered {response.status_code}")
+                    continue
+                problems += [
+                    f"{where}: {p}" for p in _refused_problems(response, value, [field], [])
+                ]
+                if ActivationAttempt.objects.exists() or "activation" in client.session:
+                    problems.append(f"{where}: recorded as a try")
+            with _undone():
+                accepted = client.post(
+                    reverse("activate"), {"code": clear, "birth_date": birth_date}
+                )
+                assert accepted.status_code == 302, _parsed(accepted).errors
+                response = client.post(reverse("activate_account"), {**account, "email": value})
+                problems += [
+                    f"{kind} as the email: {p}"
+                    for p in _refused_problems(response, value, ["email"], [])
+                ]
+                if _fresh(jose).user_id is not None:
+                    problems.append(f"{kind} as the email: an account was opened")
+                response = client.post(
+                    reverse("activate_account"), {**account, "password1": value, "password2": value}
+                )
+                problems += _new_password_problems(
+                    f"{kind} as the password", response, value, opens_joses_account
+                )
+    problems += _log_problems(caplog, [clear])
+    assert not problems, "\n".join(problems)
