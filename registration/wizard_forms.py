@@ -15,7 +15,8 @@ from django import forms
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.template.defaultfilters import filesizeformat
-from django.utils.html import escape
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.formfields import PhoneNumberField
 from phonenumber_field.phonenumber import PhoneNumber
@@ -352,7 +353,35 @@ class PreferencesForm(StepForm):
 
 
 class MultipleFileInput(forms.ClearableFileInput):
+    """Several files, chosen with a button in the page's language (the browser's own
+    says "Choose Files" and "No file chosen" in the browser's language): the real
+    input lies invisible over a ``<label>`` drawn as a button, so Tab, Space and
+    Enter and a tap still reach it; ``static/js/file-picker.js`` writes the chosen
+    files' names into a live region. With scripting turned off the browser's own
+    input shows instead (``static/css/site.css``)."""
+
     allow_multiple_selected = True
+
+    def render(
+        self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
+    ) -> SafeString:
+        field = super().render(name, value, attrs, renderer)
+        input_id = self.build_attrs(self.attrs, attrs).get("id")
+        if not input_id:
+            return field
+        return format_html(
+            '<div class="file-picker" data-file-picker>'
+            '<span class="file-picker-control">{}'
+            '<label for="{}" class="button file-picker-button">{}</label></span>'
+            '<span class="file-picker-chosen" id="{}_chosen" aria-live="polite" '
+            'data-file-chosen data-none="{}" hidden></span>'
+            "</div>",
+            field,
+            input_id,
+            _("Choose files"),
+            input_id,
+            _("No file chosen"),
+        )
 
 
 class MultipleFileField(forms.FileField):
@@ -374,7 +403,8 @@ class VisitChoiceField(forms.ChoiceField):
         super().__init__(choices=self.visit_choices, **kwargs)
 
     def visit_choices(self) -> list[Any]:
-        walk_in = (WALK_IN, _("Walk in during office hours"))
+        # Short enough for a closed drop-down on a 360 px phone, in every language.
+        walk_in = (WALK_IN, _("Walk in (no appointment)"))
         return [walk_in, *slot_choices(self.context.visit_slots)]
 
     def valid_value(self, value: Any) -> bool:
@@ -982,6 +1012,25 @@ class FeesForm(CartFields, StepForm):
     @property
     def paying(self) -> bool:
         return self.is_bound and self.data.get(self.add_prefix("action")) == self.PAY
+
+    @property
+    def nothing_due(self) -> bool:
+        """Every fee is paid or waived: no fixed fee is open, and the family has paid
+        or been waived something (a fee, or money on a lunch account). The step then
+        only says so and goes on; more lunch money, which is never due, is added
+        from the fees page. A household whose only fee is a lunch account it has
+        not used yet is still offered it here."""
+        cart = self.cart
+        if any(not line.is_lunch for line in cart.lines):
+            return False
+        return any(child.settled or child.lunch_full for child in cart.children) or any(
+            line.settled_cents > 0 for line in cart.lines
+        )
+
+    @property
+    def offers_payment(self) -> bool:
+        """The step shows the cart with "Pay now" (and "Continue without paying")."""
+        return bool(self.cart.lines) and not self.nothing_due
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -152,9 +152,9 @@ def slot_parse(value: str) -> datetime.datetime | None:
 
 
 def slot_day_label(starts_at: datetime.datetime) -> str:
-    """The slot's day in the active language: "Monday, May 4, 2026"."""
-    local = timezone.localtime(starts_at)
-    return f"{formats.date_format(local, 'l')}, {formats.date_format(local, 'DATE_FORMAT')}"
+    """The slot's day with its weekday, as the active language writes it: "Monday,
+    May 4, 2026", "lunes, 4 de mayo de 2026", "2026年5月4日 星期一" (``config/formats``)."""
+    return formats.date_format(timezone.localtime(starts_at), "WEEKDAY_DATE_FORMAT")
 
 
 def slot_time_label(starts_at: datetime.datetime) -> str:
@@ -162,7 +162,8 @@ def slot_time_label(starts_at: datetime.datetime) -> str:
 
 
 def slot_label(starts_at: datetime.datetime) -> str:
-    return f"{slot_day_label(starts_at)}, {slot_time_label(starts_at)}"
+    """The slot's day, weekday and time: "Monday, May 4, 2026, 9:30 AM"."""
+    return formats.date_format(timezone.localtime(starts_at), "WEEKDAY_DATETIME_FORMAT")
 
 
 def slot_choices(slots: list[datetime.datetime]) -> list[tuple[str, list[tuple[str, str]]]]:

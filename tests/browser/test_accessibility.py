@@ -25,6 +25,7 @@ from django.core import mail
 from django.db import connections
 from django.urls import resolve, reverse
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from finance.models import Payout, ReconciliationItem
 from finance.services import reconcile_payouts
@@ -431,6 +432,8 @@ def test_a_family_registers_in_spanish_on_a_phone_accessibly(
     audit.check(page)
     _go(page, reverse("activate"))
     _submit(page, page.locator('main form button[type="submit"]'))
+    # The errors are read out first: focus moves to their list at the top.
+    expect(page.locator(".error-summary")).to_be_focused()
     audit.check(page, "with errors")
     _go(page, reverse("account_login"))
     audit.check(page)

@@ -103,16 +103,22 @@ ADAEZE = Family(
 )
 
 
+# The district writes its fees' titles in each language, as the demo district does.
+LUNCH_TITLES = {"en": "Lunch account", "es": "Cuenta del almuerzo", "zh-hans": "午餐账户"}
+
+
 @pytest.fixture
 def fees(campaign):
     """The year's activity fee, required of every child, and lunch accounts."""
     FeeFactory(
         kind=Fee.Kind.REQUIRED,
         title="Activity fee",
+        title_es="Cuota de actividades",
+        title_zh="活动费",
         amount_cents=ACTIVITY_FEE_CENTS,
         campaign=campaign,
     )
-    LunchFactory()
+    LunchFactory(title_es=LUNCH_TITLES["es"], title_zh=LUNCH_TITLES["zh-hans"])
     return campaign
 
 
@@ -137,7 +143,12 @@ def walk_the_year(walk: FamilyWalk, family: Family, tmp_path: Path) -> bytes:
     walk.step_acknowledgements([handbook], "fees")
     paid = ACTIVITY_FEE_CENTS * len(family.children) + LUNCH_CENTS
     first_name = family.children[0].full_name.split()[0]
-    walk.step_fees_pay(lunch_for=first_name, lunch_cents=LUNCH_CENTS, total_cents=paid)
+    walk.step_fees_pay(
+        lunch=LUNCH_TITLES[walk.language],
+        lunch_for=first_name,
+        lunch_cents=LUNCH_CENTS,
+        total_cents=paid,
+    )
     walk.step_review_and_sign(family)
     return walk.download_confirmation()
 

@@ -27,6 +27,9 @@ from tests.workflow.wizard_walk import WizardWalk
 from workflow.models import Acknowledgement, AuditEvent
 
 SIGN_IN_ZH = "登录"
+# django-allauth's subject, translated in allauth's catalogues: named here, not written
+# in gettext(), so that makemessages does not copy it into the project's catalogues.
+ALLAUTH_RESET_SUBJECT = "Password Reset Email"
 
 
 @pytest.mark.parametrize(
@@ -135,8 +138,18 @@ def test_a_chinese_household_gets_chinese_letters(
     for name in guardians:
         assert any(name in text for text in chinese), name
     assert all(re.search(r"\d{4}年\d{1,2}月\d{1,2}日", text) for text in chinese)
+    # The Chinese is drawn in a font that has its glyphs (`make` installs WenQuanYi),
+    # not in boxes: text extraction alone would not tell.
+    for page in reader.pages:
+        if "您的激活码" in " ".join((page.extract_text() or "").split()):
+            fonts = [str(font.get_object()["/BaseFont"]) for font in _fonts_of(page)]
+            assert any(name.endswith("WenQuanYi-Micro-Hei") for name in fonts), fonts
     # Every other letter is in English or Spanish.
     assert all("Your code:" in t or "Su código:" in t for t in pages if t not in chinese)
+
+
+def _fonts_of(page):
+    return page["/Resources"]["/Font"].values()
 
 
 def test_a_chinese_household_is_offered_chinese_at_activation(chinese_household):
@@ -172,7 +185,7 @@ def test_a_password_reset_email_is_in_the_guardians_language(client, guardian_us
     )
     (message,) = mail.outbox
     with translation.override("zh-hans"):
-        assert gettext("Password Reset Email") in message.subject
+        assert gettext(ALLAUTH_RESET_SUBJECT) in message.subject
     assert "Password Reset" not in message.subject
 
 

@@ -410,6 +410,7 @@ def test_a_verified_address_becomes_the_households(
     (message,) = mailoutbox  # José; María José has no email address
     assert message.to == ["jose.garcia@example.com"]
     assert "5 New Rd" in message.body and "Riverside, CA 95210" in message.body
+    assert message.body.startswith("Estimado/a José")  # the household reads Spanish
 
     audit = AuditEvent.objects.filter(actor=office_user)
     assert audit.filter(action="change", object_type="workflow.addresschangerequest").count() == 1
@@ -453,6 +454,7 @@ def test_a_rejected_address_is_emailed_with_its_reason(
     assert message.to == ["jose.garcia@example.com"]
     assert "The lease is not signed." in message.body
     assert "5 New Rd" in message.body
+    assert message.body.startswith("Estimado/a José")  # the household reads Spanish
 
 
 # -- visits and office hours ------------------------------------------------------------
