@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from registration.activation import code_normalise
 from registration.models import User
 from registration.services import email_in_use
+from registration.wizard_forms import ControlCharacterValidator
 
 DATE_FORMATS = ["%Y-%m-%d", "%m/%d/%Y", "%m-%d-%Y", "%m/%d/%y"]
 
@@ -108,3 +109,24 @@ class AccountForm(forms.Form):
             except forms.ValidationError as error:
                 self.add_error("password1", error)
         return cleaned
+
+
+class CustodyNoteForm(forms.Form):
+    """The custody note of one guardian and child, written by staff."""
+
+    note = forms.CharField(
+        label=_("Custody note"),
+        required=False,
+        max_length=2000,
+        help_text=_(
+            "Court orders and custody arrangements the school must know, such as who "
+            "may not pick the child up. Leave empty when there are none."
+        ),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        validators=[ControlCharacterValidator(multiline=True)],
+    )
+
+    def __init__(self, *args: Any, child: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # One form per child on a page: each label names its child.
+        self.fields["note"].label = _("Custody note for %(child)s") % {"child": child}

@@ -424,7 +424,13 @@ class HouseholdStudent(models.Model):
 
 
 class StudentGuardian(models.Model):
-    """How one guardian stands to one child: relationship and education rights."""
+    """How one guardian stands to one child: relationship, education rights, and what
+    the school must know of custody.
+
+    The custody note (a court order, who may not pick the child up) is written by
+    registrars and office staff from the papers a family brings in, encrypted at rest
+    like the health notes, and shown only to them; the relationship and the education
+    rights come from the roster and decide who may register the child."""
 
     class Relationship(models.TextChoices):
         MOTHER = "mother", _("Mother")
@@ -442,6 +448,17 @@ class StudentGuardian(models.Model):
         _("holds education rights"),
         default=True,
         help_text=_("May make educational decisions for the child and sign for them."),
+    )
+    # Empty (NULL) until staff first write one: an import of a million links does not
+    # encrypt a million empty notes. Once written, even cleared, it is a token.
+    custody_note = EncryptedTextField(
+        _("custody note"),
+        blank=True,
+        null=True,
+        help_text=_(
+            "Court orders and custody arrangements the school must know, such as who "
+            "may not pick the child up."
+        ),
     )
 
     class Meta:

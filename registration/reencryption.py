@@ -3,7 +3,7 @@
 key first, keep the old ones after it, restart, re-encrypt, then remove the old keys.
 
 What is encrypted: every ``EncryptedTextField`` of every model, history tables
-included (children's health notes; ``EncryptedJSONField`` is one too: the wizard's
+included (children's health and custody notes; ``EncryptedJSONField`` is one too: the wizard's
 drafts and the signed submissions), and the secrets of staff authenticators (TOTP
 secrets, recovery code seeds). Sessions are not re-encrypted: they last
 ``SESSION_IDLE_SECONDS``, and one that no key decrypts any more is simply empty.

@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group, Permission
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
@@ -31,6 +32,7 @@ from registration.models import (
     School,
     StaffProfile,
     Student,
+    StudentGuardian,
     User,
 )
 from registration.roster.exporter import ExportReport
@@ -476,3 +478,28 @@ def activation_letter_reissue(*, guardian: Guardian, issued_by: User | None) -> 
         guardians=[guardian], issued_by=issued_by, actor_label="lost letter"
     )
     return letters_pdf(letters)
+
+
+def custody_note_set(*, link: StudentGuardian, note: str, request: HttpRequest) -> bool:
+    """Write the custody note of one guardian and child, from the papers a family
+    brought in. The audit row says who changed it and when, never what it says.
+    Returns whether anything changed."""
+    note = note.strip()
+    with transaction.atomic():
+        locked = StudentGuardian.objects.select_for_update().get(pk=link.pk)
+        if (locked.custody_note or "") == note:
+            return False
+        locked.custody_note = note
+        locked.save(update_fields=["custody_note"])
+        audit_record(
+            action="update",
+            obj=locked.student,
+            request=request,
+            detail={
+                "field": "custody_note",
+                "guardian": locked.guardian_id,
+                "note": "cleared" if not note else "written",
+            },
+        )
+    link.custody_note = note
+    return True

@@ -6,14 +6,16 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from registration import selectors
 from registration.access import OFFICE, REGISTRAR, staff_required
+from registration.forms import CustodyNoteForm
 from registration.grades import grade_rank
 from registration.models import (
     ActivationCode,
@@ -21,11 +23,13 @@ from registration.models import (
     Guardian,
     HouseholdGuardian,
     StaffProfile,
+    StudentGuardian,
 )
 from registration.services import (
     activation_code_email,
     activation_letter_reissue,
     activation_resend_due,
+    custody_note_set,
 )
 from workflow import selectors as workflow_selectors
 from workflow.dashboard import dashboard_current
@@ -122,7 +126,14 @@ def _guardian_or_404(request: HttpRequest, pk: int) -> Guardian:
 
 @staff_required(REGISTRAR, OFFICE)
 def guardian_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    guardian = _guardian_or_404(request, pk)
+    return _guardian_page(request, _guardian_or_404(request, pk))
+
+
+def _guardian_page(
+    request: HttpRequest, guardian: Guardian, *, bound: CustodyNoteForm | None = None
+) -> HttpResponse:
+    """The guardian's page; ``bound`` is a custody note form that was refused, shown
+    with its errors and what was typed in place of that child's form."""
     # Only the guardian's households the member of staff may see: a second household
     # with no child at their schools is none of their business.
     visible = set(
@@ -141,12 +152,26 @@ def guardian_detail(request: HttpRequest, pk: int) -> HttpResponse:
             request=request,
             detail={"via": "registration.guardian", "guardian": guardian.pk},
         )
+    custody = [
+        (
+            link,
+            bound
+            if bound is not None and bound.prefix == _custody_prefix(link)
+            else CustodyNoteForm(
+                prefix=_custody_prefix(link),
+                initial={"note": link.custody_note or ""},
+                child=link.student.full_name,
+            ),
+        )
+        for link in _custody_links(request).filter(guardian=guardian)
+    ]
     return render(
         request,
         "staff/guardian_detail.html",
         {
             "guardian": guardian,
             "households": households,
+            "custody": custody,
             "email": selectors.email_on_file(guardian),
             "code": guardian.codes.order_by("-created_at").first(),
             "code_emails": ActivationEmail.objects.filter(guardian=guardian)
@@ -155,6 +180,41 @@ def guardian_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "ActivationCode": ActivationCode,
         },
     )
+
+
+def _custody_links(request: HttpRequest) -> QuerySet[StudentGuardian]:
+    """Links between guardians and the children the member of staff may see."""
+    return (
+        StudentGuardian.objects.filter(
+            student__in=selectors.students_visible_to(request.user),  # type: ignore[arg-type]
+            guardian__in=selectors.guardians_visible_to(request.user),  # type: ignore[arg-type]
+        )
+        .select_related("student")
+        .order_by("student__birth_date", "student__given_name", "pk")
+    )
+
+
+def _custody_prefix(link: StudentGuardian) -> str:
+    return f"custody-{link.pk}"
+
+
+@require_POST
+@staff_required(REGISTRAR, OFFICE)
+def custody_note(request: HttpRequest, pk: int) -> HttpResponse:
+    """Write the custody note of one guardian and one child of the staff's schools."""
+    link = _custody_links(request).select_related("guardian").filter(pk=pk).first()
+    if link is None:
+        # The same answer for a link that does not exist and one of another school.
+        raise Http404
+    form = CustodyNoteForm(request.POST, prefix=_custody_prefix(link), child=link.student.full_name)
+    if not form.is_valid():
+        return _guardian_page(request, link.guardian, bound=form)
+    if custody_note_set(link=link, note=form.cleaned_data["note"], request=request):
+        messages.success(request, f"Custody note for {link.student.full_name} saved.")
+    else:
+        messages.info(request, f"The custody note for {link.student.full_name} did not change.")
+    url = reverse("staff_guardian", args=[link.guardian_id])
+    return redirect(f"{url}#{_custody_prefix(link)}")
 
 
 @require_POST

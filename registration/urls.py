@@ -31,6 +31,7 @@ urlpatterns = [
     path("staff/", staff_views.staff_home, name="staff_home"),
     path("staff/guardians/", staff_views.guardian_search, name="staff_guardians"),
     path("staff/guardians/<int:pk>/", staff_views.guardian_detail, name="staff_guardian"),
+    path("staff/custody/<int:pk>/", staff_views.custody_note, name="staff_custody_note"),
     path(
         "staff/guardians/<int:pk>/letter/",
         staff_views.guardian_letter,

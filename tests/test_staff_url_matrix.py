@@ -237,6 +237,21 @@ def _guardian(world: World) -> dict[str, Any]:
     return {"pk": world.guardian.pk}
 
 
+def _custody(world: World) -> dict[str, Any]:
+    """José's link to Mateo (stu-001, at the office's school)."""
+    return {"pk": _custody_link(world).pk}
+
+
+def _custody_note(world: World) -> dict[str, Any]:
+    return {f"custody-{_custody_link(world).pk}-note": "Lives with both parents."}
+
+
+def _custody_link(world: World) -> Any:
+    from registration.models import StudentGuardian
+
+    return StudentGuardian.objects.get(guardian=world.guardian, student=world.student)
+
+
 def _address(world: World) -> dict[str, Any]:
     return {"pk": world.address_request.pk}
 
@@ -384,6 +399,7 @@ MATRIX: dict[str, Entry] = {
     # José has an account, so both answer with a redirect and a message, issuing nothing.
     "staff_guardian_letter": Entry("POST", SCHOOL_ACTION, _guardian),
     "staff_guardian_email_code": Entry("POST", SCHOOL_ACTION, _guardian),
+    "staff_custody_note": Entry("POST", SCHOOL_ACTION, _custody, _custody_note),
     "staff_activation": Entry("GET", REGISTRAR_PAGE),
     "staff_activation_resend": Entry("POST", REGISTRAR_ACTION),
     "staff_campaigns": Entry("GET", REGISTRAR_PAGE),

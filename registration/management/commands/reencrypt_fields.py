@@ -12,7 +12,7 @@ from registration.reencryption import encrypted_values_rotate
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every encrypted value (health notes, wizard drafts, signed "
+        "Re-encrypt every encrypted value (health and custody notes, wizard drafts, signed "
         "submissions, staff authenticator secrets) "
         "with the first key of FIELD_ENCRYPTION_KEYS. Safe to run again."
     )
