@@ -272,7 +272,7 @@ def copy_baseline(copy_url: str, folder: Path) -> dict[str, float | int]:
 
 # Tables this small are taken whole into the sample; larger ones from their first rows.
 WHOLE_TABLE_ROWS = 50_000
-SAMPLE_ROWS = int(os.environ.get("BENCH_SCALE_SAMPLE_ROWS", "400000"))
+SAMPLE_ROWS = int(os.environ.get("BENCH_SCALE_SAMPLE_ROWS", "200000"))
 
 
 def consistent_sample(share: float) -> dict[Any, Any]:

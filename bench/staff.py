@@ -250,7 +250,7 @@ def run(*, quick: bool, explain: bool = False, households: int | None = None) ->
 
     # The dashboard and queues at a million students are bench/scale.py's; this one
     # compares the two databases at a size both hold.
-    households = households or (1_500 if quick else 20_000)
+    households = households or (1_500 if quick else 10_000)
     figures: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as name:
         temporary = Path(name)

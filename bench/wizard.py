@@ -350,7 +350,7 @@ def generate(households: int, folder: Path) -> None:
 
 def run(*, quick: bool) -> list[dict[str, object]]:
     """Every figure of this benchmark, for bench/run.py."""
-    return on_both_databases(name="wizard", script=__file__, size=10 if quick else 100, quick=quick)
+    return on_both_databases(name="wizard", script=__file__, size=10 if quick else 60, quick=quick)
 
 
 if __name__ == "__main__":
