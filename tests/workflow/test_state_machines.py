@@ -535,6 +535,38 @@ def test_opening_a_campaign_again_adds_only_the_new_child(campaign, registrar_us
     assert decision.registration == _registration(campaign)
 
 
+def test_opening_a_campaign_writes_its_rows_in_a_few_statements_whatever_the_size(
+    campaign, registrar_user, django_assert_max_num_queries
+):
+    """Registrations and decisions are inserted by the database from the records, not
+    made one by one: a million students open in the same few statements. A student
+    in two households has one decision, on the primary household's registration;
+    a disabled student has none."""
+    from workflow.models import Campaign
+
+    year = campaign.school_year
+    year.pk = year.id = None
+    year.sourced_id += "-next"
+    year.save()
+    Student.objects.filter(sourced_id="stu-002").update(enabled=False)
+    fresh = Campaign.objects.create(
+        school_year=year, opens_on=campaign.opens_on, closes_on=campaign.closes_on
+    )
+    with django_assert_max_num_queries(8):
+        opened = campaign_open(campaign=fresh, actor=registrar_user)
+    households, children = _per_household_and_child(fresh)
+    assert opened.registrations == len(households) and opened.decisions == len(children)
+    enabled = Student.objects.filter(enabled=True, households__isnull=False).distinct()
+    assert sorted(enabled.values_list("pk", flat=True)) == children
+    assert not Student.objects.get(sourced_id="stu-002").decisions.filter(campaign=fresh)
+    for membership in HouseholdStudent.objects.filter(is_primary=True, student__enabled=True):
+        decision = EnrollmentDecision.objects.get(campaign=fresh, student=membership.student)
+        assert decision.registration.household_id == membership.household_id
+        assert decision.state == "pending" and decision.registration.state == "not_started"
+    fresh.refresh_from_db()
+    assert fresh.opened_at is not None
+
+
 def test_changing_a_documents_text_adds_a_version_and_keeps_the_first(campaign, registrar_user):
     first = Acknowledgement.objects.get(campaign=campaign, key="handbook")
     registration = _submitted(campaign)
