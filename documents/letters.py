@@ -81,19 +81,30 @@ def letter_page_html(letter: Letter, *, today: datetime.date) -> str:
         )
 
 
-def letters_html(letters: Sequence[Letter], *, today: datetime.date) -> str:
-    """The one HTML document of ``letters``, a page each, in the order given."""
+def letters_html(
+    letters: Sequence[Letter], *, today: datetime.date, language: str | None = None
+) -> str:
+    """The one HTML document of ``letters``, a page each, in the order given.
+
+    Its language (and its title's) is ``language``, else the letters' when they share
+    one (a letter re-issued alone), else the district's; each page says its own.
+    """
     pages = [letter_page_html(letter, today=today) for letter in letters]
-    # The document's language: the letters' when they share one (a letter re-issued
-    # alone), else the district's (each page still says its own in the HTML).
-    languages = {letter_language(letter) for letter in letters}
-    document_language = languages.pop() if len(languages) == 1 else settings.LANGUAGE_CODE
-    return render_to_string(
-        "documents/activation_letters.html",
-        {"pages": pages, "document_language": document_language},
+    if language is None:
+        languages = {letter_language(letter) for letter in letters}
+        language = languages.pop() if len(languages) == 1 else settings.LANGUAGE_CODE
+    with translation.override(language):
+        return render_to_string(
+            "documents/activation_letters.html",
+            {"pages": pages, "document_language": language, "district": settings.DISTRICT_NAME},
+        )
+
+
+def letters_pdf(
+    letters: Sequence[Letter], *, today: datetime.date | None = None, language: str | None = None
+) -> bytes:
+    """All ``letters`` as one PDF, a page each, in the order given; ``language`` as
+    in ``letters_html``."""
+    return pdf_from_html(
+        letters_html(letters, today=today or datetime.date.today(), language=language)
     )
-
-
-def letters_pdf(letters: Sequence[Letter], *, today: datetime.date | None = None) -> bytes:
-    """All ``letters`` as one PDF, a page each, in the order given."""
-    return pdf_from_html(letters_html(letters, today=today or datetime.date.today()))

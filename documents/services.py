@@ -7,9 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -18,13 +19,12 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext
-from pypdf import PdfWriter
-from pypdf.generic import NameObject, TextStringObject
 
 from config.encryption import decrypt_text, encrypt_text
 from config.languages import language_or_default
 from documents.letters import Letter, letters_pdf
 from documents.models import Confirmation, LetterChunk, LetterRun, Receipt
+from documents.pdf_join import tagged_join
 from documents.rendering import pdf_from_html
 from outbox.services import delivery_once
 from payments.models import Checkout
@@ -64,7 +64,8 @@ def letter_chunk_render(*, chunk_id: int, sealed: str) -> None:
     if chunk.rendered_at is not None:
         return
     letters = [Letter.from_json(data) for data in json.loads(decrypt_text(sealed))]
-    pdf = letters_pdf(letters)
+    # A part of the printer's file: in its language, whatever these letters' are.
+    pdf = letters_pdf(letters, language=settings.LANGUAGE_CODE)
     storage = chunk.pdf.storage
     name = f"letter-chunks/run-{chunk.run_id}-{chunk.index}.pdf"
     if storage.exists(name):
@@ -88,23 +89,23 @@ def letter_run_join(
         if time.monotonic() > deadline:
             raise LetterRunTimeout(f"letter run {run.pk} is not finished after {timeout} s")
         time.sleep(poll_seconds)
-    writer = PdfWriter()
     chunks = list(run.chunks.order_by("index"))
-    for chunk in chunks:
-        with chunk.pdf.open("rb") as handle:
-            writer.append(handle)
-    # The joined file goes to the printer: pypdf keeps each chunk's pages but not its
-    # structure tree, so only the language is set again here (a letter re-issued alone
-    # is a tagged PDF of its own).
-    writer.root_object[NameObject("/Lang")] = TextStringObject(settings.LANGUAGE_CODE)
+    # Joined with their structure trees, so that the printer's file is tagged PDF too,
+    # in the district's language, each letter marked with its own.
     with out.open("wb") as handle:
-        writer.write(handle)
-    pages = len(writer.pages)
+        pages = tagged_join(_chunk_files(chunks), handle, lang=settings.LANGUAGE_CODE)
     for chunk in chunks:
         chunk.pdf.delete(save=True)
     run.finished_at = timezone.now()
     run.save(update_fields=["finished_at"])
     return pages
+
+
+def _chunk_files(chunks: Sequence[LetterChunk]) -> Iterator[BinaryIO]:
+    """Each chunk's file, open while it is read: one at a time, however long the run."""
+    for chunk in chunks:
+        with chunk.pdf.open("rb") as handle:
+            yield handle
 
 
 # -- registration confirmations -------------------------------------------------------

@@ -133,8 +133,19 @@ def test_the_letters_one_page_each_with_name_code_and_language(merge):
     assert "your own date of birth" in by_name["Zoë O'Brien"]
     assert "Mateo y Sofía" in by_name["José Ángel García"]
     assert "Bjørnstad" in by_name["Ingrid Bjørnstad"]
-    # The file for the printer says its language.
-    assert PdfReader(letters).trailer["/Root"]["/Lang"] == "en"
+    # The file for the printer says its language, and is tagged: each letter's section,
+    # on its page, says the letter's (tests/documents/test_pdf_join.py checks the rest).
+    reader = PdfReader(letters)
+    catalog = reader.trailer["/Root"]
+    assert catalog["/Lang"] == "en" and catalog["/MarkInfo"]["/Marked"].value is True
+    sections = {
+        section.get_object().raw_get("/Pg").idnum: section.get_object().get("/Lang", "en")
+        for document in catalog["/StructTreeRoot"]["/K"]
+        for section in document.get_object()["/K"]
+    }
+    assert [sections[page.indirect_reference.idnum] for page in reader.pages] == [
+        "es" if row["language"] == "es" else "en" for row in rows
+    ]
 
 
 def test_a_letter_alone_is_a_tagged_pdf_in_its_language(sample_district):
