@@ -13,7 +13,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from config.widgets import LongSelect
+from config.school_field import SchoolField
 from payments.models import Checkout, Fee
 from payments.money import money
 from registration.models import ClassSection, School
@@ -289,12 +289,9 @@ class FeeForm(TranslatedTextsForm):
         empty_label=_("None"),
         error_messages={"required": _("Please choose the campaign this fee is required for.")},
     )
-    school = forms.ModelChoiceField(
-        label=_("School"),
+    school = SchoolField(
         queryset=School.objects.none(),
-        required=False,
         empty_label=_("Every school"),
-        widget=LongSelect,
         help_text=_("Only the students of this school are asked to pay it."),
     )
     gl_code = forms.CharField(
@@ -395,8 +392,7 @@ class FeeForm(TranslatedTextsForm):
             else:
                 campaign.help_text = _("Blank: not tied to a campaign.")
         if "school" in self.fields:
-            school = cast(forms.ModelChoiceField, self.fields["school"])
-            school.queryset = School.objects.only("pk", "name").order_by("name")
+            cast(SchoolField, self.fields["school"]).queryset = School.objects.all()
         if fee is not None and not fee.gl_code:
             # Fees made before GL codes were asked for can be saved without one.
             self.fields["gl_code"].required = False
@@ -444,13 +440,7 @@ class FeeFilterForm(forms.Form):
     kind = forms.ChoiceField(
         label=_("Kind"), required=False, choices=[("", _("Every kind")), *Fee.Kind.choices]
     )
-    school = forms.ModelChoiceField(
-        label=_("School"),
-        queryset=School.objects.none(),
-        required=False,
-        empty_label=_("Any"),
-        widget=LongSelect,
-    )
+    school = SchoolField(queryset=School.objects.none(), empty_label=_("Any"))
     campaign = CampaignChoiceField(
         label=_("Campaign"), queryset=Campaign.objects.none(), required=False, empty_label=_("Any")
     )
@@ -459,9 +449,7 @@ class FeeFilterForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        cast(forms.ModelChoiceField, self.fields["school"]).queryset = School.objects.only(
-            "pk", "name"
-        ).order_by("name")
+        cast(SchoolField, self.fields["school"]).queryset = School.objects.all()
         cast(
             forms.ModelChoiceField, self.fields["campaign"]
         ).queryset = Campaign.objects.select_related("school_year").order_by("-opens_on")

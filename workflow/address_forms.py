@@ -11,7 +11,7 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from config.widgets import LongSelect
+from config.school_field import SchoolField
 from registration.models import School
 from registration.wizard_forms import ControlCharacterValidator
 from workflow.models import PROOF_KINDS, AddressChangeRequest, OfficeHours
@@ -23,19 +23,8 @@ SLOT_MINUTES = [5, 10, 15, 20, 30, 45, 60]
 RANGES_PER_DAY = 2
 
 
-class SchoolChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj: Any) -> str:
-        return str(obj.name)
-
-
-def _school_field(schools: QuerySet[School], empty_label: Any) -> SchoolChoiceField:
-    return SchoolChoiceField(
-        label=_("School"),
-        queryset=schools.only("pk", "name").order_by("name"),
-        required=False,
-        empty_label=empty_label,
-        widget=LongSelect,
-    )
+def _school_field(schools: QuerySet[School], empty_label: Any) -> SchoolField:
+    return SchoolField(queryset=schools, empty_label=empty_label)
 
 
 class AddressQueueFilterForm(forms.Form):

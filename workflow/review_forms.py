@@ -1,16 +1,34 @@
-"""The form of the registration review: sending a registration back to the family.
-It cleans and converts; ``workflow.services.registration_return`` writes."""
+"""The forms of the registration review: the queue's school filter, and sending a
+registration back to the family. They clean and convert;
+``workflow.services.registration_return`` writes."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
+from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
+from config.school_field import SchoolField
+from registration.models import School
 from registration.wizard_forms import ControlCharacterValidator
 
 COMMENT_MAX_LENGTH = 2000
+
+
+class RegistrationQueueFilterForm(forms.Form):
+    """The queue's school, read from the query string (``?school=<id>`` or a name
+    typed); the state is the queue's tabs'."""
+
+    def __init__(self, *args: Any, schools: QuerySet[School], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["school"] = SchoolField(queryset=schools, empty_label=_("All schools"))
+
+    def school(self) -> School | None:
+        """The school chosen, or ``None`` for all of them (or when none was found)."""
+        self.is_valid()
+        return getattr(self, "cleaned_data", {}).get("school")
 
 
 class RegistrationReturnForm(forms.Form):

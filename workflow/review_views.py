@@ -25,7 +25,7 @@ from registration.access import OFFICE, REGISTRAR, log_refusal, staff_required
 from registration.selectors import schools_visible_to, staff_profile_for
 from workflow import selectors
 from workflow.models import AddressChangeRequest, AuditEvent, Registration, SisExport
-from workflow.review_forms import RegistrationReturnForm
+from workflow.review_forms import RegistrationQueueFilterForm, RegistrationReturnForm
 from workflow.services import (
     TransitionRefused,
     audit_record,
@@ -106,14 +106,14 @@ def registration_queue(request: HttpRequest) -> HttpResponse:
     """Registrations of the latest campaign in one state (submitted unless asked),
     oldest submission first, with the count in each state."""
     campaign = selectors.campaign_latest()
-    # Only what the filter shows: a district has a thousand schools.
-    schools = list(
-        schools_visible_to(request.user).only("pk", "name").order_by("name")  # type: ignore[arg-type]
+    filter_form = RegistrationQueueFilterForm(
+        request.GET or None,
+        schools=schools_visible_to(request.user),  # type: ignore[arg-type]
     )
     state = request.GET.get("state", "")
     if state not in selectors.REVIEW_STATES:
         state = Registration.State.SUBMITTED
-    school = next((s for s in schools if str(s.pk) == request.GET.get("school")), None)
+    school = filter_form.school()
     registrations = (
         selectors.registrations_visible_to(request.user).filter(campaign=campaign)
         if campaign is not None
@@ -151,7 +151,7 @@ def registration_queue(request: HttpRequest) -> HttpResponse:
             "tabs": tabs,
             "state": state,
             "state_label": Registration.State(state).label,
-            "schools": schools,
+            "filter_form": filter_form,
             "school": school,
         },
     )

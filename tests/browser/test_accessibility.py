@@ -31,7 +31,7 @@ from finance.models import Payout, ReconciliationItem
 from finance.services import reconcile_payouts
 from payments.models import Checkout, Fee
 from registration.mfa import totp_code, totp_secret
-from registration.models import Guardian, Household, StaffProfile, Student
+from registration.models import Guardian, Household, School, StaffProfile, Student
 from registration.services import staff_account_create
 from tests.browser.axe import Audit
 from tests.browser.conftest import CHROMIUM, TIMEOUT_MS
@@ -611,6 +611,45 @@ def test_every_staff_page_is_accessible(
         "403 page",
     }
     _assert_clean(audit, expected=expected, at_least=40)
+
+
+def test_the_school_search_box_of_a_large_district_is_accessible(
+    open_page, audit, campaign, registrar_user, finance_user, monkeypatch
+):
+    """Above ``SCHOOL_SELECT_MAX`` schools the school filters are search boxes: with
+    a school found, with several found and with none."""
+    monkeypatch.setattr("config.school_field.SCHOOL_SELECT_MAX", 0)
+    middle = School.objects.get(sourced_id="sch-mid")
+    page = open_page()
+    _staff_sign_in(page, audit, registrar_user)
+    for url, note in (
+        (f"{reverse('staff_addresses')}?school=School", "several schools"),
+        (f"{reverse('staff_address_visits')}?school=Lincoln", "no school"),
+        (f"{reverse('staff_registrations')}?school={middle.pk}", "a school"),
+    ):
+        _go(page, url)
+        assert page.locator('input[type="search"][name="school"]').count() == 1
+        audit.check(page, note)
+    _sign_out(page)
+    _staff_sign_in(page, audit, finance_user)
+    for url in (
+        f"{reverse('staff_fees')}?school=Lincoln",
+        reverse("staff_fee_create", args=["optional"]),
+    ):
+        _go(page, url)
+        assert page.locator('input[type="search"][name="school"]').count() == 1
+        audit.check(page)
+    _assert_clean(
+        audit,
+        expected={
+            "staff_addresses",
+            "staff_address_visits",
+            "staff_registrations",
+            "staff_fees",
+            "staff_fee_create",
+        },
+        at_least=5,
+    )
 
 
 # -- the checks themselves ---------------------------------------------------------------

@@ -129,6 +129,47 @@ def test_an_optional_item_limited_to_one_school(finance, sample_district):
     assert not fee.waivable_for_free_meals
 
 
+def test_with_many_schools_the_fees_school_is_typed(
+    finance, registrar_user, sample_district, monkeypatch
+):
+    monkeypatch.setattr("config.school_field.SCHOOL_SELECT_MAX", 2)
+    middle = School.objects.get(sourced_id="sch-mid")
+    url = reverse("staff_fee_create", kwargs={"kind": "optional"})
+    form = finance.get(url).content.decode()
+    assert (
+        '<input type="search" name="school"' in form and f'<option value="{middle.pk}"' not in form
+    )
+    assert (
+        "Only the students of this school are asked to pay it. Type the school's name or number."
+    ) in form
+    data = {"title": "Yearbook", "amount": "35", "gl_code": "4300-YEARBOOK"}
+
+    refused = finance.post(url, {**data, "school": "Ridge School of Music"})
+    page = refused.content.decode()
+    assert (
+        '<p class="error" id="id_school_error">'
+        "No school of yours is named “Ridge School of Music”.</p>"
+    ) in page
+    assert 'value="Ridge School of Music"' in page
+    assert not Fee.objects.exists()
+
+    assert finance.post(url, {**data, "school": "sequoia"}).status_code == 302
+    fee = Fee.objects.get()
+    assert fee.school == middle
+    edit = finance.get(reverse("staff_fee_edit", kwargs={"pk": fee.pk})).content.decode()
+    assert 'value="Sequoia Middle School"' in edit
+    registrar = Client()
+    sign_in(registrar, registrar_user)  # reads the catalog; the field is shown disabled
+    shown = registrar.get(reverse("staff_fee_edit", kwargs={"pk": fee.pk})).content.decode()
+    (box,) = re.findall(r'<input type="search" name="school"[^>]*>', shown)
+    assert 'value="Sequoia Middle School"' in box and " disabled" in box
+
+    listed = finance.get(reverse("staff_fees"), {"school": "SEQUOIA middle"}).content.decode()
+    assert "Yearbook" in listed and 'value="Sequoia Middle School"' in listed
+    other = finance.get(reverse("staff_fees"), {"school": "Mission Ridge"}).content.decode()
+    assert "Yearbook" not in other
+
+
 @pytest.mark.parametrize(
     ("kind", "changes", "field", "message"),
     [

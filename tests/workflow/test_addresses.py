@@ -265,6 +265,48 @@ def test_the_registrar_sees_every_school_and_filters_by_one(registrar_user, jose
     assert _rows(high) == ["hh-x01", "hh-002"]
 
 
+def test_with_many_schools_the_school_is_typed(registrar_user, jose_moved, monkeypatch):
+    monkeypatch.setattr("config.school_field.SCHOOL_SELECT_MAX", 2)
+    _siobhan_moved()
+    _request_of(_household_at(_school("sch-high"), "hh-x01"), days_old=40)
+    client = _signed_in(registrar_user)
+
+    page = client.get(reverse("staff_addresses"))
+    html = page.content.decode()
+    assert '<input type="search" name="school"' in html and "Sequoia Middle" not in html
+    assert '<p class="help" id="id_school_helptext">Type the school\'s name or number.</p>' in html
+    high = client.get(reverse("staff_addresses"), {"school": "mission RIDGE"})
+    assert _rows(high) == ["hh-x01", "hh-002"]
+    assert 'value="Mission Ridge High School"' in high.content.decode()
+    # A link from another page still names the school by its id.
+    middle = client.get(reverse("staff_addresses"), {"school": _school("sch-mid").pk})
+    assert _rows(middle) == ["hh-001"]
+    assert 'value="Sequoia Middle School"' in middle.content.decode()
+
+    unknown = client.get(reverse("staff_addresses"), {"school": "Lincoln", "state": "requested"})
+    html = unknown.content.decode()
+    assert (
+        '<p class="error" id="id_school_error">No school of yours is named “Lincoln”.</p>' in html
+    )
+    assert 'value="Lincoln"' in html
+    assert _rows(unknown) == ["hh-x01", "hh-002"]  # the other filters still apply
+
+
+def test_with_many_schools_office_staff_type_only_their_own(office_user, jose_moved, monkeypatch):
+    monkeypatch.setattr("config.school_field.SCHOOL_SELECT_MAX", 0)
+    _request_of(_household_at(_school("sch-high"), "hh-x01"), days_old=40)
+    client = _signed_in(office_user)
+    for typed in ("Mission Ridge", str(_school("sch-high").pk)):
+        response = client.get(reverse("staff_addresses"), {"school": typed})
+        assert "school" in response.context["form"].errors
+        assert _rows(response) == ["hh-001"]
+    own = client.get(reverse("staff_addresses"), {"school": "lomas"})
+    assert not own.context["form"].errors
+    assert _rows(own) == ["hh-001"]
+    visits = client.get(reverse("staff_address_visits"), {"school": "Mission Ridge"})
+    assert "No school of yours is named" in visits.content.decode()
+
+
 def test_the_queue_costs_the_same_queries_for_two_requests_and_sixty(registrar_user, jose_moved):
     client = _signed_in(registrar_user)
     school = _school("sch-elem")

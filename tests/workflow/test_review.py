@@ -268,6 +268,45 @@ def test_the_queue_counts_filters_and_lists_oldest_first(campaign, registrar_use
     assert "Approved (0)" in at_high
 
 
+def test_with_many_schools_the_queues_school_is_typed(
+    campaign, registrar_user, office_user, monkeypatch
+):
+    monkeypatch.setattr("config.school_field.SCHOOL_SELECT_MAX", 2)
+    for household in ("hh-001", "hh-006", "hh-007"):
+        _submit(campaign, household)
+    registrar, url = _staff(registrar_user), reverse("staff_registrations")
+    high = School.objects.get(sourced_id="sch-high")
+
+    page = registrar.get(url).content.decode()
+    assert '<input type="search" name="school"' in page
+    assert f'<option value="{high.pk}"' not in page and ">Sequoia Middle School<" not in page
+    at_high = registrar.get(url, {"school": "mission ridge"}).content.decode()
+    assert _detail_url(_registration("hh-006")) in at_high
+    assert _detail_url(_registration("hh-001")) not in at_high
+    assert 'value="Mission Ridge High School"' in at_high
+    # The tabs keep the school, by its id; the id still works as a link.
+    tab = f'href="?state=approved&amp;school={high.pk}"'
+    assert tab in at_high
+    by_id = registrar.get(url, {"school": high.pk, "state": "submitted"}).content.decode()
+    assert _detail_url(_registration("hh-007")) in by_id
+    assert 'value="Mission Ridge High School"' in by_id
+
+    several = registrar.get(url, {"school": "School"}).content.decode()
+    assert (
+        '<p class="error" id="id_school_error">2 schools match “School”: Mission Ridge High '
+        "School, Sequoia Middle School. Type more of the name.</p>"
+    ) in several
+    assert 'value="School"' in several
+    assert _detail_url(_registration("hh-001")) in several  # no school chosen: all
+
+    office = _staff(office_user)
+    for typed in ("Mission Ridge", str(high.pk)):
+        page = office.get(url, {"school": typed}).content.decode()
+        assert f"No school of yours is named “{typed}”." in page
+        assert _detail_url(_registration("hh-006")) not in page
+        assert _detail_url(_registration("hh-001")) in page
+
+
 def test_the_queue_costs_the_same_queries_for_two_registrations_or_eight(
     campaign, registrar_user, office_user, django_assert_max_num_queries
 ):
