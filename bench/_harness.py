@@ -309,7 +309,10 @@ def deciding_guardian(registrations: Any) -> tuple[Any, Any] | None:
         guardian = (
             Guardian.objects.filter(
                 householdguardian__household_id=registration.household_id,
+                # Rights for a child this registration decides for (a grandparent may
+                # hold rights only for a child of another household).
                 student_links__has_education_rights=True,
+                student_links__student__decisions__registration=registration,
                 user__isnull=True,
             )
             .order_by("pk")

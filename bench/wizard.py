@@ -200,9 +200,10 @@ def complete(family: Family) -> Completion:
 
 
 def _families(campaign: Any, count: int) -> list[Family]:
-    """One guardian with education rights per household, each a different person,
-    with a sign-in. Accounts are made with a fast hasher, then all given the same
-    password hashed by the real one: signing in costs what it costs in production."""
+    """One guardian per household who holds education rights for a child it decides
+    for, each a different person, with a sign-in. Accounts are made with a fast hasher,
+    then all given the same password hashed by the real one: signing in costs what it
+    costs in production."""
     from django.contrib.auth.hashers import make_password
     from django.test.utils import override_settings
 
@@ -218,7 +219,10 @@ def _families(campaign: Any, count: int) -> list[Family]:
             guardian = (
                 Guardian.objects.filter(
                     householdguardian__household_id=registration.household_id,
+                    # Rights for a child this registration decides for (a grandparent may
+                    # hold rights only for a child of another household).
                     student_links__has_education_rights=True,
+                    student_links__student__decisions__registration=registration,
                     user__isnull=True,  # the demo district's own sign-ins stay as they are
                 )
                 .exclude(pk__in=used)
