@@ -472,7 +472,7 @@ def run(*, quick: bool, only: str = "", letters: int = 0) -> list[dict[str, obje
     if only in ("", "letters"):
         figures.append(letters_figure(letters or (100 if quick else 5_000)))
     if only in ("", "letters_workers"):
-        figures.append(letters_workers_figure(letters or (200 if quick else 1_500)))
+        figures.append(letters_workers_figure(letters or (100 if quick else 1_500)))
     return figures
 
 

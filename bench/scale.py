@@ -69,7 +69,7 @@ from _harness import (
 STUDENTS_PER_HOUSEHOLD = 1.76
 SMALL = 1_000
 LARGE = 1_000_000
-QUICK_LARGE = 5_000
+QUICK_LARGE = 3_000
 ROUNDS = int(os.environ.get("BENCH_SCALE_ROUNDS", "5"))  # 3 in the quick run
 # A district's database server: a quarter of this machine's memory for PostgreSQL's
 # own cache, room for a bulk load between checkpoints, memory for sorts.
