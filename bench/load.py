@@ -32,7 +32,7 @@ holds), against the baseline's by the same rule.
 
 The full run measures 4 levels × 2 × 12 s and the signing; starting the stack
 (migrations, the demo district) and stopping it add a minute or more. ``--quick``
-measures 2 and 4 guardians for 3 s each and does not sign. Requests go to
+measures 4 guardians for 3 s and does not sign. Requests go to
 127.0.0.1 only, and the run stops by itself.
 
     python bench/load.py [--quick] [--levels 2,4,8] [--seconds 15] [--sign | --no-sign]
