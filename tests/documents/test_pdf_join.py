@@ -12,29 +12,12 @@ import pytest
 from pypdf import PdfReader
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
 
-from documents.letters import Letter, letters_pdf
+from documents.letters import letters_pdf
 from documents.pdf_join import tagged_join
 from documents.rendering import pdf_from_html
+from tests.documents.sample_letters import sample_letter
 
 LANGUAGE_MARKS = {"en": "Your code:", "es": "Su código:", "zh-hans": "您的激活码"}
-
-
-def _letter(name: str, language: str) -> Letter:
-    return Letter(
-        kind="guardian",
-        sourced_id=f"par-{name}",
-        name=name,
-        street1="1 Main St",
-        street2="",
-        city="Riverside",
-        state="CA",
-        postal_code="95201",
-        language=language,
-        code="ABCD-EFGH-JKMN-PQRS",
-        expires_on=datetime.date(2027, 2, 26),
-        children=["Sofía"],
-        household="hh-001",
-    )
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +27,14 @@ def chunks() -> list[bytes]:
     today = datetime.date(2026, 3, 2)
     return [
         letters_pdf(
-            [_letter("Ana", "es"), _letter("Bo", "en"), _letter("Li", "zh-hans")],
+            [sample_letter("Ana", "es"), sample_letter("Bo", "en"), sample_letter("Li", "zh-hans")],
             today=today,
             language="en",
         ),
-        letters_pdf([_letter("Cy", "en"), _letter("Dolores", "es")], today=today, language="en"),
-        letters_pdf([_letter("Wei", "zh-hans")], today=today),
+        letters_pdf(
+            [sample_letter("Cy", "en"), sample_letter("Dolores", "es")], today=today, language="en"
+        ),
+        letters_pdf([sample_letter("Wei", "zh-hans")], today=today),
     ]
 
 

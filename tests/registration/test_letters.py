@@ -149,26 +149,8 @@ def test_the_letters_one_page_each_with_name_code_and_language(merge):
 
 
 def test_a_letter_alone_is_a_tagged_pdf_in_its_language(sample_district):
-    import datetime
-
-    from documents.letters import Letter, letters_pdf
-
-    def letter(name: str, language: str) -> Letter:
-        return Letter(
-            kind="guardian",
-            sourced_id=f"par-{name}",
-            name=name,
-            street1="1 Main St",
-            street2="",
-            city="Riverside",
-            state="CA",
-            postal_code="95201",
-            language=language,
-            code="ABCD-EFGH-JKMN-PQRS",
-            expires_on=datetime.date(2027, 2, 26),
-            children=["Sofía"],
-            household="hh-001",
-        )
+    from documents.letters import letters_pdf
+    from tests.documents.sample_letters import sample_letter as letter
 
     alone = PdfReader(io.BytesIO(letters_pdf([letter("Ana", "es")]))).trailer["/Root"]
     assert alone["/Lang"] == "es"
