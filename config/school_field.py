@@ -24,7 +24,6 @@ from django import forms
 from django.db.models import QuerySet
 from django.forms.boundfield import BoundField
 from django.utils.safestring import SafeString
-from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from config.widgets import LongSelect
@@ -97,9 +96,9 @@ class SchoolBoundField(BoundField):
 
     @property
     def help_text(self) -> Any:
-        if self.field.listed() is not None:
+        if self.field.listed() is not None or not self.field.search_hint:
             return self._help_text
-        hint = gettext("Type the school's name or number.")
+        hint = str(self.field.search_hint)
         return f"{self._help_text} {hint}" if self._help_text else hint
 
     @help_text.setter
@@ -142,6 +141,8 @@ class SchoolField(forms.ModelChoiceField):
     number. Cleans into the ``School`` or ``None``."""
 
     widget = LongSelect
+    # Added to the help text when the field is a search box.
+    search_hint = _("Type the school's name or number.")
     default_error_messages = {
         "invalid_choice": _("No school of yours is named “%(text)s”."),
         "ambiguous": _("%(count)s schools match “%(text)s”: %(names)s. Type more of the name."),

@@ -22,11 +22,12 @@ from phonenumber_field.formfields import PhoneNumberField
 from phonenumber_field.phonenumber import PhoneNumber
 from phonenumber_field.widgets import RegionalPhoneNumberWidget
 
+from config.school_field import ID_MAX_DIGITS, SchoolField
 from config.widgets import LongSelect
 from payments.cart import HouseholdCart
 from payments.forms import LINES, LUNCH, CartFields
 from registration.grades import GRADE_LABELS, PROMOTION_ORDER, grade_in_range
-from registration.models import ContactPoint, Guardian
+from registration.models import ContactPoint, Guardian, School
 from registration.proof_files import proof_display_name, proof_refusal
 from registration.templatetags.phones import phone
 from workflow.models import PROOF_KINDS, EnrollmentDecision
@@ -733,8 +734,9 @@ class EmergencyForm(StepForm):
 
 
 class SchoolChoiceField(forms.TypedChoiceField):
-    """A school of the district, checked by its id: the thousand options of a large
-    district are listed only when the field is shown."""
+    """A school of the district, checked by its id: a large district's families are
+    offered a short list (``ChildRow.offered_schools``), read only when the field is
+    shown or checked."""
 
     def __init__(self, *, child: ChildRow, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -742,7 +744,24 @@ class SchoolChoiceField(forms.TypedChoiceField):
 
     def valid_value(self, value: Any) -> bool:
         text = str(value)
-        return text == "" or (text.isdigit() and self.child.school(int(text)) is not None)
+        return text == "" or (
+            text.isdigit()
+            and len(text) <= ID_MAX_DIGITS
+            and self.child.school(int(text)) is not None
+        )
+
+
+class OtherSchoolField(SchoolField):
+    """Any school of a large district, typed by name, for a family whose school is not
+    among those listed. Always a search box; cleans into the ``School`` or ``None``."""
+
+    search_hint = ""
+    default_error_messages = {
+        "invalid_choice": _("No school of the district is named “%(text)s”."),
+    }
+
+    def listed(self) -> None:
+        return None
 
 
 class ChildForm(StepForm):
@@ -780,10 +799,19 @@ class ChildForm(StepForm):
             label=_("School next year"),
             # Read when the list is shown or checked: a district has a thousand
             # schools, and the review builds every child's form for its summary.
-            choices=lambda: [("", "—")] + [(s.pk, s.name) for s in self.child.all_schools],
+            choices=lambda: [("", "—")] + [(s.pk, s.name) for s in self.child.offered_schools],
             coerce=int,
             required=False,
             widget=LongSelect,
+        )
+        # Shown only when the district has more schools than the list offers.
+        self.fields["other_school"] = OtherSchoolField(
+            School.objects.all(),
+            label=_("Another school"),
+            help_text=_(
+                "If the school is not in the list, type its name here. "
+                "Leave this empty to keep the school chosen above."
+            ),
         )
         self.fields["next_grade"] = forms.ChoiceField(
             label=_("Grade next year"),
@@ -821,7 +849,13 @@ class ChildForm(StepForm):
         )
         for kind, label in CONSENT_KINDS:
             self.fields[f"consent_{kind}"] = forms.BooleanField(label=label, required=False)
-        for name in ("next_school", "next_grade", "leaving_reason", "leaving_destination"):
+        for name in (
+            "next_school",
+            "other_school",
+            "next_grade",
+            "leaving_reason",
+            "leaving_destination",
+        ):
             self.fields[name].conditional = True  # type: ignore[attr-defined]
         for name in ("allergies", "medications", "conditions"):
             # Marked in the signed content, so that pages for roles that must not see
@@ -892,22 +926,29 @@ class ChildForm(StepForm):
         cleaned = super().clean() or {}
         if self.read_only:
             return cleaned
+        # A school typed in "Another school" is the one chosen; the answers keep its id
+        # as the school next year, like a school chosen from the list.
+        other = cleaned.pop("other_school", None)
+        school_field = "next_school"
+        if other is not None and cleaned.get("decision") == "returning":
+            self.child.school_offer().remember(other)
+            cleaned["next_school"] = other.pk
+            school_field = "other_school"
+            if "next_school" in self.errors:
+                del self.errors["next_school"]
         if cleaned.get("decision") == "returning":
             for name in ("next_school", "next_grade"):
-                if not cleaned.get(name) and name not in self.errors:
+                answered = name in self.errors or (
+                    name == "next_school" and "other_school" in self.errors
+                )
+                if not cleaned.get(name) and not answered:
                     self.add_error(name, _("Please choose."))
             chosen = cleaned.get("next_school")
             school = self.child.school(chosen) if chosen else None
             grade = cleaned.get("next_grade")
-            if (
-                school is not None
-                and grade
-                and school.low_grade
-                and school.high_grade
-                and not grade_in_range(grade, school.low_grade, school.high_grade)
-            ):
+            if school is not None and grade and not school.teaches(grade):
                 self.add_error(
-                    "next_school",
+                    school_field,
                     _("%(school)s does not teach %(grade)s. Please choose another school.")
                     % {"school": school.name, "grade": GRADE_LABELS.get(grade, grade)},
                 )

@@ -25,6 +25,7 @@ from django.db.models import (
 from django.http import Http404
 from django.utils import timezone
 
+from config import school_field
 from registration.grades import GRADE_LABELS, grade_in_range, grade_next, grade_rank
 from registration.models import (
     ClassSection,
@@ -108,6 +109,11 @@ def registration_of_guardian(guardian: Guardian | None, pk: int) -> Registration
     return registration
 
 
+# How many schools near the household the child step offers, besides the child's own
+# school and the one already chosen, when the district has too many to list.
+NEAR_SCHOOLS_OFFERED = 20
+
+
 @dataclass(frozen=True)
 class SchoolChoice:
     """A school as the child step offers and checks it."""
@@ -116,6 +122,45 @@ class SchoolChoice:
     name: str
     low_grade: str
     high_grade: str
+    postal_code: str = ""
+
+    def teaches(self, grade: str | None) -> bool:
+        """Whether it teaches ``grade``; a school that gives no grades may teach any."""
+        if not (grade and self.low_grade and self.high_grade):
+            return True
+        return grade_in_range(grade, self.low_grade, self.high_grade)
+
+
+@dataclass
+class SchoolOffer:
+    """The schools the child step lists. A district of up to ``SCHOOL_SELECT_MAX``
+    schools lists them all (``complete``); a larger one lists the schools near the
+    household and those its children attend or were given, and the family types the
+    name of any other."""
+
+    schools: list[SchoolChoice]
+    complete: bool
+    postal_code: str
+    # Schools read one by one, by id, when a larger district's family chose one that
+    # is not listed.
+    others: dict[int, SchoolChoice | None] = field(default_factory=dict)
+
+    def school(self, pk: int) -> SchoolChoice | None:
+        listed = next((s for s in self.schools if s.pk == pk), None)
+        if listed is not None or self.complete:
+            return listed
+        if pk not in self.others:
+            row = School.objects.filter(pk=pk).values_list(
+                "pk", "name", "low_grade", "high_grade", "postal_code"
+            )
+            self.others[pk] = next((SchoolChoice(*r) for r in row), None)
+        return self.others[pk]
+
+    def remember(self, school: School) -> None:
+        """A school the family typed, so that checking it reads it no more."""
+        self.others[school.pk] = SchoolChoice(
+            school.pk, school.name, school.low_grade, school.high_grade, school.postal_code
+        )
 
 
 @dataclass
@@ -128,33 +173,59 @@ class ChildRow:
     decision: EnrollmentDecision | None
     consents: dict[str, bool]
     next_grade: str | None
-    # Every school of the district, read on first use: a district of a thousand
-    # schools reads them only on the steps whose form offers or checks them.
-    school_list: Callable[[], list[SchoolChoice]] = field(repr=False, compare=False)
+    # The schools the household's child steps offer, read on first use: only the steps
+    # whose form lists or checks a school read them.
+    school_offer: Callable[[], SchoolOffer] = field(repr=False, compare=False)
 
     @property
     def step(self) -> str:
         return f"child-{self.student.pk}"
 
     @property
-    def all_schools(self) -> list[SchoolChoice]:
-        """Any of which a family may choose, if it teaches the grade."""
-        return self.school_list()
+    def every_school_offered(self) -> bool:
+        """Whether the list holds every school of the district (no search needed)."""
+        return self.school_offer().complete
+
+    @cached_property
+    def offered_schools(self) -> list[SchoolChoice]:
+        """The schools the child step lists, by name: all of a small district's; of a
+        larger one, the child's own school if it teaches next year's grade, the school
+        already chosen, and up to ``NEAR_SCHOOLS_OFFERED`` schools that teach the grade
+        and share the household's ZIP code."""
+        offer = self.school_offer()
+        if offer.complete:
+            return offer.schools
+        chosen = self.decision.next_school_id if self.decision else None
+        own = self.student.school_id
+        near = [
+            s
+            for s in offer.schools
+            if s.pk not in (own, chosen)
+            and offer.postal_code
+            and s.postal_code == offer.postal_code
+            and s.teaches(self.next_grade)
+        ][:NEAR_SCHOOLS_OFFERED]
+        kept = [
+            s
+            for s in offer.schools
+            if s.pk == chosen or (s.pk == own and s.teaches(self.next_grade))
+        ]
+        return sorted([*kept, *near], key=lambda s: (s.name, s.pk))
 
     def school(self, pk: int) -> SchoolChoice | None:
-        return next((s for s in self.school_list() if s.pk == pk), None)
+        """Any school of the district, by id."""
+        return self.school_offer().school(pk)
 
     @cached_property
     def schools(self) -> list[SchoolChoice]:
-        """The schools that teach next year's grade (all, if none says it does)."""
+        """The listed schools that teach next year's grade (all listed, if none does)."""
         grade = self.next_grade
         teaching = [
             s
-            for s in self.school_list()
-            if grade and s.low_grade and s.high_grade
-            if grade_in_range(grade, s.low_grade, s.high_grade)
+            for s in self.offered_schools
+            if grade and s.low_grade and s.high_grade and s.teaches(grade)
         ]
-        return teaching or self.school_list()
+        return teaching or self.offered_schools
 
 
 class WizardContext:
@@ -167,7 +238,7 @@ class WizardContext:
         self.registration = registration
         self.guardian = guardian
         self.language = "en"
-        self._school_list: list[SchoolChoice] | None = None
+        self._school_offer: SchoolOffer | None = None
 
     @property
     def household(self) -> Any:
@@ -248,22 +319,40 @@ class WizardContext:
                     decision=decisions.get(student.pk),
                     consents=consents[student.pk],
                     next_grade=next_grade,
-                    school_list=self._schools,
+                    school_offer=self._schools,
                 )
             )
         return children
 
-    def _schools(self) -> list[SchoolChoice]:
-        if self._school_list is None:
-            # Plain rows, only what the forms show and check: a district has a
-            # thousand schools.
-            self._school_list = [
-                SchoolChoice(*row)
-                for row in School.objects.order_by("name").values_list(
-                    "pk", "name", "low_grade", "high_grade"
-                )
-            ]
-        return self._school_list
+    def _schools(self) -> SchoolOffer:
+        """The schools the children's steps offer, for every child of the household in
+        one query: every school when the district has at most ``SCHOOL_SELECT_MAX``
+        (``config.school_field``);
+        otherwise those in the household's ZIP code, the children's own and those
+        already chosen for them. Plain rows: a district has a thousand schools."""
+        if self._school_offer is None:
+            listed_max = school_field.SCHOOL_SELECT_MAX
+            beyond_list = School.objects.order_by().values("pk")[listed_max : listed_max + 1]
+            postal_code = self.household.postal_code.strip()
+            ids = {m.student.school_id for m in self.members}
+            ids |= {
+                row.decision.next_school_id
+                for row in self.children
+                if row.decision and row.decision.next_school_id
+            }
+            near = Q(postal_code=postal_code) if postal_code else Q(pk__in=[])
+            rows = list(
+                School.objects.filter(near | Q(pk__in=ids) | ~Exists(beyond_list))
+                .annotate(complete=~Exists(beyond_list))
+                .order_by("name", "pk")
+                .values_list("pk", "name", "low_grade", "high_grade", "postal_code", "complete")
+            )
+            self._school_offer = SchoolOffer(
+                schools=[SchoolChoice(*row[:5]) for row in rows],
+                complete=bool(rows) and rows[0][5],
+                postal_code=postal_code,
+            )
+        return self._school_offer
 
     @cached_property
     def emergency_contacts(self) -> list[EmergencyContact]:

@@ -652,6 +652,51 @@ def test_the_school_search_box_of_a_large_district_is_accessible(
     )
 
 
+def test_the_school_choice_of_a_large_district_is_accessible(
+    open_page, audit, campaign, other_guardian_user, monkeypatch
+):
+    """Above ``SCHOOL_SELECT_MAX`` schools a child's step lists a few schools and
+    offers "Another school" to type: in Spanish, on a phone, with a name that names no
+    school, and with one that the wizard takes."""
+    monkeypatch.setattr("config.school_field.SCHOOL_SELECT_MAX", 0)
+    page = open_page(locale="es-ES", viewport=PHONE)
+    _sign_in(page, other_guardian_user.email)
+    _submit(page, page.locator("a.button-primary[href*='/register/']"))
+    for _ in range(10):
+        if _step(page).startswith("child-"):
+            break
+        unchanged = page.locator('button[name="unchanged"]')
+        form = page.locator('form[enctype="multipart/form-data"]')
+        _submit(
+            page,
+            unchanged if unchanged.count() else form.locator(".actions button[type=submit]").first,
+        )
+    step = _step(page)
+    assert step.startswith("child-"), page.url
+    other = page.locator(f'input[type="search"][name="{step}-other_school"]')
+    assert other.count() == 1
+    expect(page.get_by_label("Otra escuela")).to_have_count(1)
+    audit.check(page, "a child's step with another school to type")
+    other.fill("Escuela que no existe")
+    _submit(
+        page, page.locator('form[enctype="multipart/form-data"] .actions button[type=submit]').first
+    )
+    assert _step(page) == step
+    expect(page.locator(".error-summary")).to_be_focused()
+    message = page.locator(f"#id_{step}-other_school_error")
+    expect(message).to_contain_text("Ninguna escuela del distrito se llama")
+    expect(page.locator(f'[name="{step}-other_school"]')).to_have_value("Escuela que no existe")
+    audit.check(page, "a school that does not exist")
+    # Zoë, in grade 10 at Mission Ridge High School, comes first (oldest first).
+    page.locator(f'[name="{step}-other_school"]').fill("mission ridge")
+    _submit(
+        page, page.locator('form[enctype="multipart/form-data"] .actions button[type=submit]').first
+    )
+    assert _step(page) != step
+    _assert_clean(audit, expected={"registration_step"}, at_least=1)
+    assert set(audit.languages) == {"es"}, audit.languages
+
+
 # -- the checks themselves ---------------------------------------------------------------
 
 
