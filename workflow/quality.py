@@ -37,7 +37,7 @@ from registration.models import (
     StudentGuardian,
 )
 
-LIST_LIMIT = 200
+LIST_LIMIT = 50
 
 T = TypeVar("T")
 
@@ -332,16 +332,16 @@ def quality_count() -> dict[str, Any]:
 def _in_order(queryset: QuerySet[Any], stored: dict[str, Any]) -> QualityList[Any]:
     """The rows a count listed, in its order, as they are now (one query); a row
     removed since is left out."""
-    by_id = queryset.in_bulk(stored["ids"])
-    return QualityList(
-        total=stored["total"], rows=[by_id[pk] for pk in stored["ids"] if pk in by_id]
-    )
+    listed = stored["ids"][:LIST_LIMIT]  # a count made with a higher limit lists more
+    by_id = queryset.in_bulk(listed)
+    return QualityList(total=stored["total"], rows=[by_id[pk] for pk in listed if pk in by_id])
 
 
 def _duplicates_now(stored: dict[str, Any]) -> QualityList[DuplicateGuardian]:
     """The guardians a count found duplicated, with their names as they are now (one
     query); a guardian removed since is left out."""
-    people = Guardian.objects.in_bulk([row["guardian_id"] for row in stored["rows"]])
+    listed = stored["rows"][:LIST_LIMIT]
+    people = Guardian.objects.in_bulk([row["guardian_id"] for row in listed])
     return QualityList(
         total=stored["total"],
         rows=[
@@ -353,7 +353,7 @@ def _duplicates_now(stored: dict[str, Any]) -> QualityList[DuplicateGuardian]:
                 sourced_id=people[row["guardian_id"]].sourced_id,
                 shared=row["shared"],
             )
-            for row in stored["rows"]
+            for row in listed
             if row["guardian_id"] in people
         ],
     )

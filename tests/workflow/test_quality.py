@@ -334,7 +334,7 @@ def test_a_record_removed_since_the_last_check_is_left_out(registrar, settings):
     assert "Astrid" not in _section(registrar.get(URL).content.decode(), "no-guardian")
 
 
-def test_a_long_list_is_capped_and_counted(registrar):
+def test_a_long_list_is_capped_and_counted(registrar, monkeypatch, settings):
     school = School.objects.get(sourced_id="sch-elem")
     Student.objects.bulk_create(
         Student(
@@ -352,6 +352,13 @@ def test_a_long_list_is_capped_and_counted(registrar):
     assert f"({LIST_LIMIT + 5})" in section
     assert f"Showing the first {LIST_LIMIT} of {LIST_LIMIT + 5}." in section
     assert section.count("/admin/registration/student/") == LIST_LIMIT
+
+    # Lists counted before the limit was lowered show the new limit at once.
+    settings.SUMMARY_MAX_AGE_SECONDS = 3600  # the page reads the count above
+    monkeypatch.setattr("workflow.quality.LIST_LIMIT", 3)
+    section = _section(registrar.get(URL).content.decode(), "no-guardian")
+    assert f"Showing the first 3 of {LIST_LIMIT + 5}." in section
+    assert section.count("/admin/registration/student/") == 3
 
 
 def test_opening_the_page_is_audited(registrar, registrar_user):
