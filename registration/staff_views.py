@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -93,15 +93,15 @@ def staff_home(request: HttpRequest) -> HttpResponse:
 def guardian_search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
     results = selectors.guardian_search(selectors.guardians_visible_to(request.user), query)
-    page = Paginator(
-        results.prefetch_related(
-            Prefetch(
-                "householdguardian_set",
-                queryset=HouseholdGuardian.objects.select_related("household"),
-            )
+    page = Paginator(results, 25).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    prefetch_related_objects(
+        page.object_list,
+        Prefetch(
+            "householdguardian_set",
+            queryset=HouseholdGuardian.objects.select_related("household"),
         ),
-        25,
-    ).get_page(request.GET.get("page"))
+    )
     if query:
         audit_record(
             action="list",
