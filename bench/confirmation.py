@@ -37,6 +37,7 @@ from _harness import (
     child_environment,
     command_line,
     deciding_guardian,
+    migrated,
     synthetic_district,
 )
 from wizard import PASSWORD, Family, complete
@@ -86,7 +87,6 @@ def measure(households: int, bundle: Path) -> dict[str, object]:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
     from django.conf import settings
-    from django.core.management import call_command
     from pypdf import PdfReader
 
     from documents import services as document_services
@@ -96,7 +96,7 @@ def measure(households: int, bundle: Path) -> dict[str, object]:
     from workflow.models import Submission
 
     assert not settings.CELERY_TASK_ALWAYS_EAGER  # the submission queues, never renders
-    call_command("migrate", verbosity=0)
+    migrated()
     report = roster_import(path=bundle)
     assert report.ok, [str(p) for p in report.problems.errors[:5]]
     campaign = campaign_running(opened_days_ago=1, documents=True)

@@ -20,7 +20,7 @@ import os
 import time
 from pathlib import Path
 
-from _harness import command_line, on_both_databases, roster_models, synthetic_district
+from _harness import command_line, migrated, on_both_databases, roster_models, synthetic_district
 
 STUDENTS_PER_HOUSEHOLD = 1.76
 
@@ -37,7 +37,7 @@ def measure(students: int, bundle: Path) -> dict[str, float]:
     from registration.models import Student
     from registration.services import roster_import
 
-    call_command("migrate", verbosity=0)
+    migrated()
 
     started = time.perf_counter()
     report = roster_import(path=bundle)

@@ -51,7 +51,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from _harness import child_environment
+from _harness import child_environment, migrated
 
 ROOT = Path(__file__).resolve().parents[1]
 # How often ``letter_run_join`` looks whether every chunk is rendered: short, so that
@@ -98,12 +98,11 @@ def measure(count: int, workdir: Path) -> dict[str, object]:
 
     django.setup()
     from django.conf import settings
-    from django.core.management import call_command
     from weasyprint import HTML
 
     from documents import services as document_services
 
-    call_command("migrate", verbosity=0)
+    migrated()
     settings.MEDIA_ROOT = str(workdir / "media")
     chunk = settings.ACTIVATION_LETTER_CHUNK
     letters = sample_letters(count)

@@ -45,6 +45,7 @@ from _harness import (
     _script,
     child_environment,
     command_line,
+    migrated,
     on_both_databases,
     synthetic_district,
 )
@@ -173,7 +174,6 @@ def measure(size: int, bundle: Path) -> dict[str, object]:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
-    from django.core.management import call_command
     from django.db import connection
 
     from finance.models import MISMATCH_KINDS, ReconciliationItem
@@ -181,7 +181,7 @@ def measure(size: int, bundle: Path) -> dict[str, object]:
     from registration.services import roster_import
 
     logging.getLogger("stripe").setLevel(logging.WARNING)
-    call_command("migrate", verbosity=0)
+    migrated()
     report = roster_import(path=bundle)
     assert report.ok, [str(p) for p in report.problems.errors[:5]]
     double, side, payouts = _world(size)

@@ -60,6 +60,7 @@ from _harness import (
     campaign_running,
     child_environment,
     deciding_guardian,
+    migrated,
     roster_models,
     spread,
     staff_user,
@@ -337,7 +338,6 @@ def measure(students: int, bundle: Path, copy_url: str | None, folder: Path) -> 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connection
 
     from registration.models import Household, Student
@@ -348,7 +348,7 @@ def measure(students: int, bundle: Path, copy_url: str | None, folder: Path) -> 
     assert not settings.DEBUG and connection.vendor == "postgresql"
     # The pages read counted rows and summaries, as they do between two counts.
     settings.DASHBOARD_MAX_AGE_SECONDS = settings.SUMMARY_MAX_AGE_SECONDS = 24 * 60 * 60
-    call_command("migrate", verbosity=0)
+    migrated()
     result: dict[str, Any] = {}
     if Student.objects.exists():
         # Set up by an earlier run: only the pages are measured again (a way to work
@@ -429,11 +429,13 @@ def _child(arguments: list[str], env: dict[str, str] | None = None) -> str:
     return result.stdout
 
 
-def _database(url: str, name: str) -> str:
+def _database(url: str, name: str, template: str = "") -> str:
+    """A new database of the cluster, a copy of ``template`` when given."""
     import psycopg
 
+    copied = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"{copied}')
     return url.rsplit("/", 1)[0] + f"/{name}"
 
 
@@ -447,24 +449,26 @@ def run(*, quick: bool, students: int | None = None) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory() as name:
         temporary = Path(name)
         with postgres_cluster(SERVER) as url:
+            # Migrated once; each district's database and the COPY baseline's are copies.
+            template = _database(url, "migrated")
+            subprocess.run(
+                [sys.executable, "manage.py", "migrate", "--verbosity=0"],
+                env=child_environment(template, temporary),
+                cwd=ROOT,
+                check=True,
+            )
             for size in (SMALL, large):
                 bundle = temporary / f"bundle-{size}"
                 started = time.perf_counter()
                 _child(["--generate", "--students", str(size), "--bundle", str(bundle)])
                 generated = round(time.perf_counter() - started, 1)
                 print(f"generated {size} students in {generated} s", flush=True)
-                database = _database(url, f"district_{size}")
+                database = _database(url, f"district_{size}", template="migrated")
                 copy_url = None
                 env = child_environment(database, temporary)
                 env["BENCH_SCALE_ROUNDS"] = "3" if quick else str(ROUNDS)
                 if size == large:
-                    copy_url = _database(url, f"copy_{size}")
-                    subprocess.run(
-                        [sys.executable, "manage.py", "migrate", "--verbosity=0"],
-                        env=child_environment(copy_url, temporary),
-                        cwd=ROOT,
-                        check=True,
-                    )
+                    copy_url = _database(url, f"copy_{size}", template="migrated")
                 arguments = ["--measure", "--students", str(size), "--bundle", str(bundle)]
                 arguments += ["--folder", str(temporary)]
                 output = _child(arguments + (["--copy", copy_url] if copy_url else []), env)

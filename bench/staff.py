@@ -51,6 +51,7 @@ from _harness import (
     ROOT,
     campaign_running,
     child_environment,
+    migrated,
     spread,
     staff_user,
     synthetic_district,
@@ -97,7 +98,6 @@ def measure(households: int, bundle: Path, explain: bool) -> list[dict[str, obje
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
     from django.urls import Resolver404, resolve
@@ -111,7 +111,7 @@ def measure(households: int, bundle: Path, explain: bool) -> list[dict[str, obje
     assert not settings.DEBUG
     # The pages read counted rows; counting them again is its own figure.
     settings.DASHBOARD_MAX_AGE_SECONDS = 24 * 60 * 60
-    call_command("migrate", verbosity=0)
+    migrated()
     report = roster_import(path=bundle)
     assert report.ok, [str(p) for p in report.problems.errors[:5]]
     campaign = campaign_running(opened_days_ago=20, documents=False)

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _harness import command_line, on_both_databases, synthetic_district
+from _harness import command_line, migrated, on_both_databases, synthetic_district
 
 BASELINE_URLCONF = "bench._webhook_baseline_urls"
 WEBHOOK_PATH = "/payments/stripe/webhook/"
@@ -158,7 +158,6 @@ def measure(events: int, bundle: Path) -> dict[str, object]:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
     from django.test.utils import override_settings
@@ -167,7 +166,7 @@ def measure(events: int, bundle: Path) -> dict[str, object]:
     from registration.services import roster_import
 
     assert not settings.DEBUG and not settings.CELERY_TASK_ALWAYS_EAGER
-    call_command("migrate", verbosity=0)
+    migrated()
     report = roster_import(path=bundle)
     assert report.ok, [str(p) for p in report.problems.errors[:5]]
     warm_up, *checkouts = _checkouts(events + 1)

@@ -39,7 +39,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from _harness import campaign_running, command_line, on_both_databases, synthetic_district
+from _harness import campaign_running, command_line, migrated, on_both_databases, synthetic_district
 
 PASSWORD = "a-long-benchmark-password"  # the accounts live in a throwaway database
 BASELINE_URLCONF = "bench._baseline_urls"
@@ -288,7 +288,6 @@ def measure(households: int, bundle: Path) -> dict[str, object]:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connection
 
     from documents.models import Confirmation
@@ -296,7 +295,7 @@ def measure(households: int, bundle: Path) -> dict[str, object]:
     from workflow.models import Registration, Submission
 
     assert not settings.DEBUG and not settings.CELERY_TASK_ALWAYS_EAGER
-    call_command("migrate", verbosity=0)
+    migrated()
     report = roster_import(path=bundle)
     assert report.ok, [str(p) for p in report.problems.errors[:5]]
     campaign = campaign_running(opened_days_ago=1, documents=True)
