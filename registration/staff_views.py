@@ -66,17 +66,20 @@ def staff_home(request: HttpRequest) -> HttpResponse:
         if schools.count() > DASHBOARD_SCHOOLS_PER_PAGE:
             # A district of a thousand schools: a page of them at a time (and the
             # chosen one), the district's total on every page.
+            # Plain rows to order and page: 1,561 model instances took a third of
+            # the page's time.
             ordered = sorted(
-                schools.only("pk", "name", "low_grade"),
-                key=lambda s: (grade_rank(s.low_grade), s.name),
+                schools.values_list("pk", "name", "low_grade"),
+                key=lambda row: (grade_rank(row[2]), row[1]),
             )
             page = Paginator(ordered, DASHBOARD_SCHOOLS_PER_PAGE).get_page(request.GET.get("page"))
             context["schools_page"] = page
-            only = [s.pk for s in page.object_list] + ([int(chosen)] if chosen.isdigit() else [])
+            only = [pk for pk, _name, _low in page.object_list]
+            only += [int(chosen)] if chosen.isdigit() else []
         dashboard = dashboard_current(request.user, campaign, only=only)
         # A district of many schools shows the grades of one school at a time.
         every_school = only is None and len(dashboard.schools) <= DASHBOARD_SCHOOLS_IN_FULL
-        on_page = {s.pk for s in context["schools_page"].object_list} if only else set()
+        on_page = {row[0] for row in context["schools_page"].object_list} if only else set()
         context["dashboard"] = dashboard
         context["listed_schools"] = [
             item for item in dashboard.schools if only is None or item.school.pk in on_page

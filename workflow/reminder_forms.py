@@ -46,8 +46,9 @@ class ReminderFilterForm(forms.Form):
         if schools.count() > SCHOOLS_AS_CHECKBOXES:
             # A thousand check boxes are no way to choose: a list the keyboard can
             # search by typing, rendered without a template per school.
+            # Plain rows: a model instance per school cost more than the options.
             self.fields["schools"].widget = LongSelectMultiple(
-                choices=self.fields["schools"].choices  # type: ignore[attr-defined]
+                choices=list(schools.order_by("name").values_list("pk", "name"))
             )
 
     @property
