@@ -936,6 +936,8 @@ class ChildForm(StepForm):
             school_field = "other_school"
             if "next_school" in self.errors:
                 del self.errors["next_school"]
+        elif cleaned.get("decision") != "returning" and "other_school" in self.errors:
+            del self.errors["other_school"]  # a child who leaves needs no school here
         if cleaned.get("decision") == "returning":
             for name in ("next_school", "next_grade"):
                 answered = name in self.errors or (

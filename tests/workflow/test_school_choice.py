@@ -193,3 +193,18 @@ def test_the_child_step_reads_the_same_queries_for_three_schools_and_hundreds(jo
     assert many_queries == few_queries
     # 21 schools listed instead of 3, and no option for the other 280.
     assert many_bytes < few_bytes + 3_000
+
+
+def test_a_name_typed_for_a_child_who_leaves_is_not_checked(jose, many_schools):
+    page = _sofia_step(jose)
+    moved = jose.submit(
+        page,
+        {
+            "decision": "leaving",
+            "leaving_reason": "moving",
+            "leaving_destination": "Lakeside District",
+            "other_school": "Nowhere Academy",
+        },
+    )
+    assert not moved.errors, moved.errors
+    assert _saved_school(jose) is None
