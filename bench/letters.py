@@ -125,7 +125,8 @@ def measure(count: int, workdir: Path) -> dict[str, object]:
 
     started = time.perf_counter()
     run = document_services.letter_run_start(letters=letters)
-    pages = document_services.letter_run_join(run=run, out=workdir / "letters.pdf")
+    joined = document_services.letter_run_join(run=run, out=workdir / "letters.pdf")
+    pages = joined.pages
     letters_seconds = time.perf_counter() - started
     assert pages == count, (pages, count)
 
@@ -152,7 +153,8 @@ def measure(count: int, workdir: Path) -> dict[str, object]:
         "rss_after_last_chunk_mib": round(samples[-1], 1),
         "rss_per_chunk_mib": [round(sample) for sample in samples],
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "pdf_bytes": (workdir / "letters.pdf").stat().st_size,
+        "pdf_bytes": sum(path.stat().st_size for path in joined.files),
+        "files": len(joined.files),
     }
 
 
@@ -228,9 +230,10 @@ def measure_workers(count: int, workdir: Path, workers: int, timeout: float) -> 
     started = time.perf_counter()
     run = letter_run_start(letters=letters)
     queued = time.perf_counter()
-    pages = letter_run_join(
+    joined_files = letter_run_join(
         run=run, out=out, timeout=deadline - time.monotonic(), poll_seconds=JOIN_POLL_SECONDS
     )
+    pages = joined_files.pages
     joined = time.perf_counter()
     letters_seconds = joined - started
     last_rendered = run.chunks.aggregate(last=Max("rendered_at"))["last"]
@@ -270,7 +273,7 @@ def measure_workers(count: int, workdir: Path, workers: int, timeout: float) -> 
         "join_seconds": round(letters_seconds - rendered_seconds, 2),
         "baseline_cpu_seconds": round(baseline_cpu_seconds, 2),
         "baseline_html_seconds": round(html_seconds, 2),
-        "pdf_bytes": out.stat().st_size,
+        "pdf_bytes": sum(path.stat().st_size for path in joined_files.files),
         "warm_up_tasks": workers,
     }
 

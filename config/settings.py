@@ -216,6 +216,13 @@ ACTIVATION_IP_LIMITS = [(10, 60), (40, 3600)]
 # of forged deliveries does not (429; Stripe retries whatever it was refused).
 STRIPE_WEBHOOK_IP_LIMITS = [(env.int("STRIPE_WEBHOOK_PER_MINUTE", default=1200), 60)]
 ACTIVATION_LETTER_CHUNK = env.int("ACTIVATION_LETTER_CHUNK", default=250)
+# The printer's file is split into files of at most this many letters: joining a tagged
+# PDF holds it whole in memory, about 0.4 MB a letter (2 GB at 5,000).
+ACTIVATION_LETTERS_PER_FILE = env.int("ACTIVATION_LETTERS_PER_FILE", default=2000)
+if ACTIVATION_LETTERS_PER_FILE < 1:
+    raise ImproperlyConfigured(
+        f"ACTIVATION_LETTERS_PER_FILE must be at least 1; it is {ACTIVATION_LETTERS_PER_FILE}."
+    )
 # Keys derived for separate purposes; set them explicitly to rotate SECRET_KEY alone.
 ACTIVATION_CODE_KEY = env.str("ACTIVATION_CODE_KEY", default="") or f"activation:{SECRET_KEY}"
 # Derived keys follow a SECRET_KEY rotation: the old key (in SECRET_KEY_FALLBACKS) still

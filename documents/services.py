@@ -1,6 +1,6 @@
 """Every write in the documents app: runs of letters split into chunks that Celery
-workers render, then joined into one PDF; registration confirmations; payment
-receipts."""
+workers render, then joined into the printer's files; registration confirmations;
+payment receipts."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import BinaryIO
@@ -79,26 +80,57 @@ def letter_chunk_render(*, chunk_id: int, sealed: str) -> None:
         storage.delete(saved)
 
 
+@dataclass(frozen=True)
+class JoinedLetters:
+    """The printer's files of a run of letters, in order, and their pages in all."""
+
+    files: list[Path]
+    pages: int
+
+
+def letter_run_files(out: Path, count: int) -> list[Path]:
+    """Where a run's ``count`` files are written: ``out`` alone, or ``out``'s name
+    numbered, e.g. ``letters-01.pdf`` to ``letters-12.pdf``."""
+    if count == 1:
+        return [out]
+    width = len(str(count))
+    return [out.with_name(f"{out.stem}-{n:0{width}}{out.suffix}") for n in range(1, count + 1)]
+
+
 def letter_run_join(
     *, run: LetterRun, out: Path, timeout: float = 3600, poll_seconds: float = 1.0
-) -> int:
-    """Wait for every chunk, join them in order into ``out``, delete the chunks'
-    files. Returns the number of pages."""
+) -> JoinedLetters:
+    """Wait for every chunk, join them in order into ``out``, or into several files
+    of whole chunks and at most ``ACTIVATION_LETTERS_PER_FILE`` letters each
+    (``letter_run_files``), deleting each chunk's file once joined."""
     deadline = time.monotonic() + timeout
     while run.chunks.filter(rendered_at__isnull=True).exists():
         if time.monotonic() > deadline:
             raise LetterRunTimeout(f"letter run {run.pk} is not finished after {timeout} s")
         time.sleep(poll_seconds)
     chunks = list(run.chunks.order_by("index"))
-    # Joined with their structure trees, so that the printer's file is tagged PDF too,
-    # in the district's language, each letter marked with its own.
-    with out.open("wb") as handle:
-        pages = tagged_join(_chunk_files(chunks), handle, lang=settings.LANGUAGE_CODE)
+    per_file = max(settings.ACTIVATION_LETTERS_PER_FILE, max(c.letters for c in chunks))
+    # Whole chunks to a file, as many as fit.
+    groups: list[list[LetterChunk]] = []
+    held = per_file
     for chunk in chunks:
-        chunk.pdf.delete(save=True)
+        if held + chunk.letters > per_file:
+            groups.append([])
+            held = 0
+        groups[-1].append(chunk)
+        held += chunk.letters
+    files = letter_run_files(out, len(groups))
+    pages = 0
+    for group, path in zip(groups, files, strict=True):
+        # Joined with their structure trees, so that the printer's file is tagged PDF
+        # too, in the district's language, each letter marked with its own.
+        with path.open("wb") as handle:
+            pages += tagged_join(_chunk_files(group), handle, lang=settings.LANGUAGE_CODE)
+        for chunk in group:
+            chunk.pdf.delete(save=True)
     run.finished_at = timezone.now()
     run.save(update_fields=["finished_at"])
-    return pages
+    return JoinedLetters(files=files, pages=pages)
 
 
 def _chunk_files(chunks: Sequence[LetterChunk]) -> Iterator[BinaryIO]:

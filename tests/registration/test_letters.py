@@ -148,6 +148,36 @@ def test_the_letters_one_page_each_with_name_code_and_language(merge):
     ]
 
 
+def test_a_long_run_is_split_into_files_of_whole_chunks(merge, settings, tmp_path):
+    """Joining a tagged PDF holds it whole in memory: a run longer than
+    ``ACTIVATION_LETTERS_PER_FILE`` goes to several numbered files, each tagged, each
+    of whole chunks, together every letter in the CSV's order."""
+    settings.ACTIVATION_LETTERS_PER_FILE = 9  # two chunks of 4; a third would be 12
+    out, letters, printed = merge()
+    rows = read_csv(out)
+    files = [tmp_path / f"letters-{n}.pdf" for n in (1, 2)]
+    assert not letters.exists()
+    assert f"Letters: 16 pages in 2 files of at most 9 letters each: {files[0]}, {files[1]}" in (
+        printed
+    )
+    assert [len(PdfReader(path).pages) for path in files] == [8, 8]
+    pages = [text for path in files for text in page_texts(path)]
+    assert [row["code"] in text for row, text in zip(rows, pages, strict=True)] == [True] * 16
+    for path in files:
+        catalog = PdfReader(path).trailer["/Root"]
+        assert catalog["/Lang"] == "en" and "/StructTreeRoot" in catalog
+    assert all(chunk.rendered_at and not chunk.pdf for chunk in LetterChunk.objects.all())
+
+
+def test_the_files_of_a_run_are_numbered_to_sort_in_order(tmp_path):
+    from documents.services import letter_run_files
+
+    assert letter_run_files(tmp_path / "letters.pdf", 1) == [tmp_path / "letters.pdf"]
+    names = [path.name for path in letter_run_files(tmp_path / "letters.pdf", 12)]
+    assert names[:2] == ["letters-01.pdf", "letters-02.pdf"] and names[-1] == "letters-12.pdf"
+    assert names == sorted(names)
+
+
 def test_a_letter_alone_is_a_tagged_pdf_in_its_language(sample_district):
     from documents.letters import letters_pdf
     from tests.documents.sample_letters import sample_letter as letter

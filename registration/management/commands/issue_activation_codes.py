@@ -36,7 +36,7 @@ class Command(BaseCommand):
     help = (
         "Issue a new activation code to every guardian and every secondary student (their "
         "old codes stop working), write the mail-merge CSV (the only place the codes are in "
-        "clear text), and optionally the letters as one PDF, rendered in chunks by Celery."
+        "clear text), and optionally the letters as PDF, rendered in chunks by Celery."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -47,7 +47,14 @@ class Command(BaseCommand):
             help="Skip people who already have an account.",
         )
         parser.add_argument("--out", type=Path, required=True, help="The CSV to write.")
-        parser.add_argument("--letters", type=Path, help="Also write the letters PDF here.")
+        parser.add_argument(
+            "--letters",
+            type=Path,
+            help=(
+                "Also write the letters PDF here; above ACTIVATION_LETTERS_PER_FILE letters, "
+                "several files numbered after this name (letters-1.pdf, letters-2.pdf, ...)."
+            ),
+        )
         parser.add_argument(
             "--timeout",
             type=float,
@@ -119,5 +126,12 @@ class Command(BaseCommand):
         )
         if options["letters"] and letters:
             run = letter_run_start(letters=letters)
-            pages = letter_run_join(run=run, out=options["letters"], timeout=options["timeout"])
-            self.stdout.write(f"Letters: {pages} pages in {options['letters']}")
+            joined = letter_run_join(run=run, out=options["letters"], timeout=options["timeout"])
+            if len(joined.files) == 1:
+                self.stdout.write(f"Letters: {joined.pages} pages in {joined.files[0]}")
+            else:
+                self.stdout.write(
+                    f"Letters: {joined.pages} pages in {len(joined.files)} files of at most "
+                    f"{settings.ACTIVATION_LETTERS_PER_FILE} letters each: "
+                    + ", ".join(str(path) for path in joined.files)
+                )
