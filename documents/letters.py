@@ -14,6 +14,7 @@ from django.utils import translation
 
 from config.languages import language_or_default
 from documents.rendering import pdf_from_html
+from registration.templatetags.phones import help_phone
 
 
 @dataclass
@@ -55,7 +56,7 @@ def _district() -> dict[str, str]:
     return {
         "name": settings.DISTRICT_NAME,
         "help_email": settings.DISTRICT_HELP_EMAIL,
-        "help_phone": settings.DISTRICT_HELP_PHONE,
+        "help_phone": help_phone(),
         "website": settings.DISTRICT_WEBSITE,
     }
 

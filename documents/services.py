@@ -32,6 +32,7 @@ from payments.models import Checkout
 from payments.money import money
 from registration.models import Guardian, User
 from registration.selectors import email_on_file, guardian_for
+from registration.templatetags.phones import help_phone
 from workflow.models import Submission
 
 
@@ -158,7 +159,7 @@ def confirmation_render(*, submission: Submission) -> Confirmation:
                 "content": submission.content,
                 "district": settings.DISTRICT_NAME,
                 "help_email": settings.DISTRICT_HELP_EMAIL,
-                "help_phone": settings.DISTRICT_HELP_PHONE,
+                "help_phone": help_phone(),
                 "language": submission.language,
             },
         )
@@ -216,7 +217,7 @@ def confirmation_send(*, submission_id: int) -> bool:
             "home_url": settings.SITE_URL.rstrip("/") + "/home/",
             "district": settings.DISTRICT_NAME,
             "help_email": settings.DISTRICT_HELP_EMAIL,
-            "help_phone": settings.DISTRICT_HELP_PHONE,
+            "help_phone": help_phone(),
         }
         with translation.override(guardian_language(guardian)):
             subject = render_to_string("documents/email/confirmation_subject.txt", context)
@@ -281,7 +282,7 @@ def receipt_render(*, checkout: Checkout) -> Receipt:
                 "language": language,
                 "district": settings.DISTRICT_NAME,
                 "help_email": settings.DISTRICT_HELP_EMAIL,
-                "help_phone": settings.DISTRICT_HELP_PHONE,
+                "help_phone": help_phone(),
                 "number": receipt_number(checkout),
                 "reference": checkout.reference,
                 "paid_at": checkout.paid_at,

@@ -57,6 +57,7 @@ from registration.models import (
     HouseholdStudent,
     Student,
 )
+from registration.templatetags.phones import help_phone
 from workflow.services import _apply, audit_record, transition_log
 
 log = logging.getLogger("payments")
@@ -1056,7 +1057,7 @@ def checkout_receipt_send(*, checkout_id: int) -> bool:
                 + reverse("receipt_download", args=[checkout.pk]),
                 "district": settings.DISTRICT_NAME,
                 "help_email": settings.DISTRICT_HELP_EMAIL,
-                "help_phone": settings.DISTRICT_HELP_PHONE,
+                "help_phone": help_phone(),
                 "test_payment": local_stripe.is_local_payment(checkout.stripe_payment_intent),
             }
             subject = render_to_string("documents/email/receipt_subject.txt", context)

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
+from registration.templatetags.phones import help_phone, help_phone_dial
+
 
 def district(request: HttpRequest) -> dict[str, object]:
     return {
@@ -13,7 +15,8 @@ def district(request: HttpRequest) -> dict[str, object]:
             "name": settings.DISTRICT_NAME,
             "short_name": settings.DISTRICT_SHORT_NAME,
             "help_email": settings.DISTRICT_HELP_EMAIL,
-            "help_phone": settings.DISTRICT_HELP_PHONE,
+            "help_phone": help_phone(),
+            "help_phone_dial": help_phone_dial(),
             "website": settings.DISTRICT_WEBSITE,
         }
     }

@@ -40,6 +40,7 @@ from registration.roster.exporter import roster_export as _roster_export
 from registration.roster.importer import ImportReport
 from registration.roster.importer import roster_import as _roster_import
 from registration.selectors import email_on_file
+from registration.templatetags.phones import help_phone
 from workflow.services import (
     activation_code_issue,
     activation_code_redeem,
@@ -383,7 +384,7 @@ def activation_code_email(
             "district": {
                 "name": settings.DISTRICT_NAME,
                 "help_email": settings.DISTRICT_HELP_EMAIL,
-                "help_phone": settings.DISTRICT_HELP_PHONE,
+                "help_phone": help_phone(),
             },
         }
         with translation.override(guardian_language(guardian)):

@@ -45,6 +45,7 @@ from registration.models import (
 )
 from registration.proof_files import proof_storage_name
 from registration.selectors import email_on_file
+from registration.templatetags.phones import help_phone
 from registration.throttle import client_ip
 from workflow.models import (
     PROOF_KINDS,
@@ -930,7 +931,7 @@ def registration_review_email(*, registration_id: int, outcome: str) -> int:
             "home_url": settings.SITE_URL.rstrip("/") + "/home/",
             "district": settings.DISTRICT_NAME,
             "help_email": settings.DISTRICT_HELP_EMAIL,
-            "help_phone": settings.DISTRICT_HELP_PHONE,
+            "help_phone": help_phone(),
         }
         templates = f"workflow/email/registration_{outcome}"
         with translation.override(guardian_language(guardian)):
@@ -1477,7 +1478,7 @@ def _mail_context(**values: Any) -> dict[str, Any]:
     return {
         "district": settings.DISTRICT_NAME,
         "help_email": settings.DISTRICT_HELP_EMAIL,
-        "help_phone": settings.DISTRICT_HELP_PHONE,
+        "help_phone": help_phone(),
         **values,
     }
 

@@ -26,3 +26,29 @@ def phone(number: Any) -> str:
     if region_code_for_number(number) == settings.PHONENUMBER_DEFAULT_REGION:
         return str(number.as_national)
     return str(number.as_international)
+
+
+def _help_number() -> PhoneNumber | None:
+    number = (
+        PhoneNumber.from_string(
+            settings.DISTRICT_HELP_PHONE, region=settings.PHONENUMBER_DEFAULT_REGION
+        )
+        if settings.DISTRICT_HELP_PHONE
+        else None
+    )
+    return number if number is not None and number.is_valid() else None
+
+
+def help_phone() -> str:
+    """The district's help line (``DISTRICT_HELP_PHONE``) written as ``phone`` writes
+    every number families read; as set when it is not a valid number."""
+    number = _help_number()
+    return phone(number) if number is not None else settings.DISTRICT_HELP_PHONE
+
+
+def help_phone_dial() -> str:
+    """The help line for a ``tel:`` link: E.164, "+16505550100"."""
+    number = _help_number()
+    return (
+        str(number.as_e164) if number is not None else settings.DISTRICT_HELP_PHONE.replace(" ", "")
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from django.urls import reverse
 from phonenumber_field.phonenumber import PhoneNumber
@@ -47,3 +49,22 @@ def test_the_guardian_home_writes_numbers_the_same_in_every_language(
     us = [n for n in us_numbers if n.country_code == 1]
     assert us and all(str(n.as_national) in html for n in us)
     assert not any(str(n.as_e164) in html or str(n.as_international) in html for n in us)
+
+
+def test_the_help_line_is_written_like_every_other_number(client, settings, sample_district):
+    """``DISTRICT_HELP_PHONE`` as the operator typed it, "+1 650 555 0100", reads
+    "(650) 555-0100" in the footer, the letters and the emails; the footer's link dials
+    it in full."""
+    from documents.letters import letters_html
+    from tests.documents.sample_letters import sample_letter
+
+    settings.DISTRICT_HELP_PHONE = "+1 650 555 0100"
+    for language in ("en", "es"):
+        html = client.get(reverse("home"), HTTP_ACCEPT_LANGUAGE=language).content.decode()
+        assert '<a href="tel:+16505550100">(650) 555-0100</a>' in html
+        assert "+1 650 555 0100" not in html
+    letter = letters_html([sample_letter("Ana", "es")], today=datetime.date(2026, 5, 4))
+    assert "(650) 555-0100" in letter and "+1 650 555 0100" not in letter
+    # A value that is no phone number is shown as set rather than lost.
+    settings.DISTRICT_HELP_PHONE = "ext. 4100"
+    assert "ext. 4100" in client.get(reverse("home")).content.decode()
