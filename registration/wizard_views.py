@@ -340,6 +340,7 @@ class RegistrationWizard(NamedUrlSessionWizardView):
                 answers=form.answers(),
                 unchanged=unchanged,
                 user=self.request.user,
+                read_only=bool(getattr(form, "read_only", False)),
             )
 
     # -- fees -------------------------------------------------------------------------

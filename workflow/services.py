@@ -594,11 +594,19 @@ def registration_step_save(
     answers: dict[str, Any],
     unchanged: bool,
     user: Any,
+    read_only: bool = False,
 ) -> RegistrationStep:
-    """Save one step's answers as a draft, at once, so that nothing is lost."""
+    """Save one step's answers as a draft, at once, so that nothing is lost.
+
+    A ``read_only`` step (a child another guardian of the household decides for) only
+    marks the step as seen: what a guardian with education rights saved there stays."""
     with transaction.atomic():
         locked = _registration_lock(registration)
         _registration_open_for_answers(locked, user)
+        if read_only:
+            seen = RegistrationStep.objects.filter(registration=locked, step=step).first()
+            if seen is not None:
+                return seen
         draft = _draft_save(locked, step, data, answers, unchanged, user)
     return draft
 
