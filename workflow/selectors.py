@@ -202,7 +202,7 @@ class ChildRow:
             for s in offer.schools
             if s.pk not in (own, chosen)
             and offer.postal_code
-            and s.postal_code == offer.postal_code
+            and s.postal_code[:5] == offer.postal_code
             and s.teaches(self.next_grade)
         ][:NEAR_SCHOOLS_OFFERED]
         kept = [
@@ -327,20 +327,20 @@ class WizardContext:
     def _schools(self) -> SchoolOffer:
         """The schools the children's steps offer, for every child of the household in
         one query: every school when the district has at most ``SCHOOL_SELECT_MAX``
-        (``config.school_field``);
-        otherwise those in the household's ZIP code, the children's own and those
-        already chosen for them. Plain rows: a district has a thousand schools."""
+        (``config.school_field``), otherwise those in the household's ZIP code (its
+        five digits: a school's may be a ZIP+4), the children's own and those already
+        chosen for them. Plain rows: a district has a thousand schools."""
         if self._school_offer is None:
             listed_max = school_field.SCHOOL_SELECT_MAX
             beyond_list = School.objects.order_by().values("pk")[listed_max : listed_max + 1]
-            postal_code = self.household.postal_code.strip()
+            postal_code = self.household.postal_code.strip()[:5]
             ids = {m.student.school_id for m in self.members}
             ids |= {
                 row.decision.next_school_id
                 for row in self.children
                 if row.decision and row.decision.next_school_id
             }
-            near = Q(postal_code=postal_code) if postal_code else Q(pk__in=[])
+            near = Q(postal_code__startswith=postal_code) if postal_code else Q(pk__in=[])
             rows = list(
                 School.objects.filter(near | Q(pk__in=ids) | ~Exists(beyond_list))
                 .annotate(complete=~Exists(beyond_list))

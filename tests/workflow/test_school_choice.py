@@ -47,7 +47,7 @@ def many_schools(monkeypatch) -> dict[str, School]:
     """The district has "many" schools: a few more, near José's household and not."""
     monkeypatch.setattr(school_field, "SCHOOL_SELECT_MAX", 2)
     return {
-        "near": _school("Alameda Elementary", "KG", "05", "95202"),
+        "near": _school("Alameda Elementary", "KG", "05", "95202-4410"),  # a ZIP+4
         "near_middle": _school("Alameda Middle School", "06", "08", "95202"),
         "far": _school("Bayside Elementary", "KG", "05", "95209"),
         "lincoln_a": _school("Lincoln Elementary", "KG", "05", "95207"),
