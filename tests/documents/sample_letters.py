@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+from typing import Any
 
 from documents.letters import Letter
 
 
-def sample_letter(name: str, language: str) -> Letter:
-    """A guardian's letter to ``name`` in ``language``, with a fixed code and expiry."""
-    return Letter(
+def sample_letter(name: str, language: str, **changes: Any) -> Letter:
+    """A guardian's letter to ``name`` in ``language``, with a fixed code and expiry;
+    ``changes`` replace any other of its fields."""
+    letter = Letter(
         kind="guardian",
         sourced_id=f"par-{name}",
         name=name,
@@ -24,3 +27,4 @@ def sample_letter(name: str, language: str) -> Letter:
         children=["Sofía"],
         household="hh-001",
     )
+    return dataclasses.replace(letter, **changes)

@@ -22,6 +22,7 @@ from documents.tasks import letter_chunk_render_task
 from registration.activation import code_normalise
 from registration.models import ActivationCode, Guardian, Student
 from registration.services import activation_verify
+from tests.documents.sample_letters import sample_letter
 from workflow.models import AuditEvent
 
 SECONDARY = {"stu-002", "stu-004", "stu-007", "stu-008", "stu-009"}  # grades 6 and up
@@ -258,21 +259,7 @@ def test_a_guardian_without_children_gets_no_letter(merge):
 def _chunk_of_one_letter(code: str) -> tuple[LetterChunk, Letter]:
     run = LetterRun.objects.create(letters=1)
     chunk = LetterChunk.objects.create(run=run, index=0, letters=1)
-    letter = Letter(
-        kind="guardian",
-        sourced_id="par-002",
-        name="José Ángel García",
-        street1="1 Main St",
-        street2="",
-        city="Riverside",
-        state="CA",
-        postal_code="95201",
-        language="en",
-        code=code,
-        expires_on=datetime.date(2027, 2, 26),
-        children=["Sofía"],
-        household="hh-001",
-    )
+    letter = sample_letter("José Ángel García", "en", sourced_id="par-002", code=code)
     return chunk, letter
 
 

@@ -55,6 +55,20 @@ def many_schools(monkeypatch) -> dict[str, School]:
     }
 
 
+def _elementary_schools(prefix: str, count: int, postal_codes: tuple[str, ...]) -> None:
+    """``count`` more schools teaching KG to grade 5, in turn in each of ``postal_codes``."""
+    School.objects.bulk_create(
+        School(
+            sourced_id=f"sch-{prefix.lower()}-{n:03}",
+            name=f"{prefix} Elementary {n:03}",
+            low_grade="KG",
+            high_grade="05",
+            postal_code=postal_codes[n % len(postal_codes)],
+        )
+        for n in range(count)
+    )
+
+
 def _sofia_step(jose: WizardWalk) -> Page:
     step = f"child-{Student.objects.get(sourced_id='stu-001').pk}"
     page = _walk_to(jose, step, _jose_answers())
@@ -153,16 +167,7 @@ def test_a_typed_name_that_names_no_one_school_for_the_grade_is_refused_at_the_b
 
 
 def test_the_list_is_short_however_many_schools_are_near(jose, many_schools):
-    School.objects.bulk_create(
-        School(
-            sourced_id=f"sch-near-{n:03}",
-            name=f"Near Elementary {n:03}",
-            low_grade="KG",
-            high_grade="05",
-            postal_code="95202",
-        )
-        for n in range(NEAR_SCHOOLS_OFFERED + 10)
-    )
+    _elementary_schools("Near", NEAR_SCHOOLS_OFFERED + 10, ("95202",))
     names = _names(_sofia_step(jose))
     assert len(names) == NEAR_SCHOOLS_OFFERED + 1  # and Sofía's own school
     assert "Las Lomas Elementary" in names
@@ -179,16 +184,7 @@ def test_the_child_step_reads_the_same_queries_for_three_schools_and_hundreds(jo
 
     few_queries, few_bytes = counted()
     monkeypatch.setattr(school_field, "SCHOOL_SELECT_MAX", 60)
-    School.objects.bulk_create(
-        School(
-            sourced_id=f"sch-many-{n:03}",
-            name=f"Many Elementary {n:03}",
-            low_grade="KG",
-            high_grade="05",
-            postal_code=("95202", "95203", "95204")[n % 3],
-        )
-        for n in range(300)
-    )
+    _elementary_schools("Many", 300, ("95202", "95203", "95204"))
     many_queries, many_bytes = counted()
     assert many_queries == few_queries
     # 21 schools listed instead of 3, and no option for the other 280.
