@@ -188,6 +188,7 @@ def parse_csv(
         )
         return None
     rows: list[Row] = []
+    ascii_only = text.isascii()  # ids, dates and codes, like enrollments.csv
     width = len(header)
     positions = {column: index for index, column in enumerate(header)}
     seen: dict[str, str] = {}  # one string object per distinct value
@@ -201,7 +202,12 @@ def parse_csv(
             if len(record) != width:
                 problems.error(name, line, f"expected {width} fields, found {len(record)}")
                 continue
-            normalised = list(map(_normalise, record))
+            normalised = list(map(str.strip, record))
+            # Most rows are plain ASCII: one test for the row instead of one per cell.
+            if not ascii_only and not "".join(normalised).isascii():
+                normalised = [
+                    v if v.isascii() else unicodedata.normalize("NFC", v) for v in normalised
+                ]
             values = tuple(map(seen.setdefault, normalised, normalised))
             rows.append(Row(line, positions, values))
     except csv.Error as exc:

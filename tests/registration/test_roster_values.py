@@ -195,5 +195,26 @@ def test_the_north_american_shortcut_reads_numbers_as_phonenumbers_does():
         taken += values._NANP_TEXT.fullmatch(text) is not None
         assert shortcut(text) == parsed(text), text
     assert taken > 2000  # most of them went the short way
+    # Valid in another country of +1 (Canada, Jamaica, Puerto Rico), not in the US:
+    # still valid, though the United States' check alone says no.
+    for text in ("(416) 555-0123", "+1 876 555 0123", "787-555-0123"):
+        assert shortcut(text) == parsed(text) == "+1" + "".join(filter(str.isdigit, text))[-10:]
     # Not North American: parsed as before.
     assert shortcut("+52 55 1234 5678") == "+525512345678"
+
+
+@pytest.mark.parametrize("accented", [False, True])
+def test_cells_are_trimmed_and_composed_whether_or_not_the_file_is_plain_ascii(accented):
+    """A file of plain ASCII takes a shorter way through the reader; both ways trim
+    every cell and write accented letters the one way (NFC) the database compares."""
+    from registration.roster.reader import Problems, parse_csv
+
+    decomposed = "Jose\u0301"  # "José" typed as e + a combining accent
+    other = decomposed if accented else "Jose"
+    text = f"sourcedId,givenName\n stu-1 , {other} \nstu-2,\tAnn\n"
+    rows = parse_csv("users.csv", text, ("sourcedId", "givenName"), Problems())
+    assert rows is not None
+    assert [(r["sourcedId"], r["givenName"]) for r in rows] == [
+        ("stu-1", "Jos\u00e9" if accented else "Jose"),
+        ("stu-2", "Ann"),
+    ]
