@@ -8,30 +8,50 @@ back into an object and formatted again, and an ``INSERT`` built in Python: abou
 80 % of the import's time. Here the rows go straight from the importer's values to
 ``COPY ... FROM STDIN``:
 
-- primary keys are drawn from the table's own sequence first (``nextval`` for each
-  row, so a guardian saving a phone number during the import cannot collide), and
-  returned in the order of the rows, as ``bulk_create`` sets them;
+- primary keys are drawn from the table's own sequence first (so a guardian saving
+  a phone number during the import cannot collide), as one block when the import
+  may alter the sequence, and returned in the order of the rows, as ``bulk_create``
+  sets them;
 - a field the importer gives is written as given when its type needs no conversion
   (text, numbers, booleans, dates, foreign keys, phone numbers already in E.164);
   any other field goes through its own ``get_db_prep_save``, row by row, so an
   encrypted field still gets a fresh token for each row;
 - a field it does not give takes its model default, and ``auto_now``/``auto_now_add``
   times take ``now``;
-- the history row of each new row (``history_type`` "+") is written the same way,
-  with the same values, ``history_date`` ``now`` and the import's change reason.
+- the history row of each new row (``history_type`` "+") has the same values,
+  ``history_date`` ``now`` and the import's change reason. When the new ids are one
+  block, the server copies them from the rows just written (``INSERT ... SELECT``);
+  otherwise they are sent with a second ``COPY``.
 
 SQLite has no ``COPY``; ``sync_table`` uses ``bulk_create`` there.
+
+Inside ``write_behind()`` (the importer's write), each ``COPY`` is sent by a second
+thread on the same connection and transaction while the importer goes on preparing
+the next table's rows: the server stores rows and checks foreign keys on one core
+while Python works on the other. Before any other query on the connection the
+queued ``COPY``s are finished (a barrier on Django's cursor), so the import reads and
+writes in exactly the order it did. Primary keys come from a second, autocommit
+connection (sequences are outside transactions anyway), which also says whether a
+table is still empty, so that a first import never waits to look.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from operator import itemgetter
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import connection, models
 from phonenumber_field.modelfields import PhoneNumberField
+from psycopg import sql
+from psycopg.errors import InsufficientPrivilege
 
 # Field types whose Python values psycopg writes exactly as Django would store them.
 _AS_GIVEN = (
@@ -80,25 +100,207 @@ def _converter(field: models.Field[Any, Any]) -> Callable[[Any], Any]:
     return lambda value: field.get_db_prep_save(value, connection)
 
 
+def _getter(names: list[str]) -> Callable[[Mapping[str, Any]], Sequence[Any]]:
+    """The values of ``names`` from a row, as a sequence (``itemgetter`` of one name
+    gives the bare value)."""
+    if len(names) == 1:
+        (name,) = names
+        return lambda row: (row[name],)
+    return itemgetter(*names) if names else (lambda row: ())
+
+
 def _default(field: models.Field[Any, Any], now: datetime.datetime) -> Any:
     if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
         return now
     return field.get_default()
 
 
+logger = logging.getLogger(__name__)
+
+# simple-history's fields of a "+" row, besides the model's own.
+_HISTORY_OWN = ("history_date", "history_change_reason", "history_type", "history_user_id")
+
+# The sequence of a table's id column, quoted as SQL names it, and its increment.
+_SEQUENCE = (
+    "SELECT n.nspname, c.relname, q.seqincrement FROM pg_sequence q "
+    "JOIN pg_class c ON c.oid = q.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE q.seqrelid = pg_get_serial_sequence(%s, %s)::regclass"
+)
+_SEQUENCE_VALUES = (
+    "SELECT nextval(pg_get_serial_sequence(%s, %s)::regclass) FROM generate_series(1, %s)"
+)
+
+# COPYs queued ahead of the one being sent; the importer waits beyond that, so that
+# the rows of many tables are not held at once.
+WRITE_BEHIND_QUEUE = 2
+
+
+class _WriteBehind:
+    """The queue of ``COPY``s of one ``write_behind()`` block."""
+
+    def __init__(self) -> None:
+        connection.ensure_connection()
+        self.raw = connection.connection  # the transaction's own psycopg connection
+        self.sequences = psycopg.connect(**connection.get_connection_params())
+        self.sequences.autocommit = True
+        self.sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roster-copy")
+        self.pending: list[Future[None]] = []
+        self.written: set[str] = set()
+        # The second connection sees what the transaction sees only when the block's
+        # transaction is the outermost one: nothing uncommitted came before it.
+        self.sees_all = len(connection.atomic_blocks) == 1
+        self.slots = threading.BoundedSemaphore(WRITE_BEHIND_QUEUE + 1)
+
+    def reserve(self, table: str, column: str, count: int) -> range:
+        """``count`` consecutive ids from the sequence of ``table.column``, taken in one
+        short transaction of the second connection: ``ALTER SEQUENCE`` blocks every
+        other session's ``nextval`` until it commits, so none can take an id in
+        between. Asking for millions one ``nextval`` each kept the server busy for half
+        a minute of a million-student import."""
+        execute = self.sequences.execute
+        try:
+            with self.sequences.transaction():
+                found = execute(_SEQUENCE, [table, column]).fetchone()
+                if found is None or found[2] != 1:
+                    return range(0)  # an increment of its own: one nextval each
+                sequence = sql.Identifier(found[0], found[1])
+                alter = sql.SQL("ALTER SEQUENCE {} INCREMENT BY {}")
+                nextval = sql.SQL("SELECT nextval({})").format(sql.Literal(sequence.as_string()))
+                execute(alter.format(sequence, 1))  # takes the lock
+                taken = execute(nextval).fetchone()
+                assert taken is not None
+                first = int(taken[0])
+                if count > 1:
+                    execute(alter.format(sequence, count - 1))
+                    execute(nextval)
+                    execute(alter.format(sequence, 1))
+        except InsufficientPrivilege:
+            # Only the sequence's owner may alter it: a database user that did not
+            # run the migrations takes one nextval each.
+            logger.info("roster import: ids of %s taken one by one (not its owner)", table)
+            return range(0)
+        return range(first, first + count)
+
+    def send(
+        self,
+        table: str,
+        statement: str,
+        rows: Iterable[Sequence[Any]] | None = None,
+        params: Sequence[Any] = (),
+    ) -> None:
+        """Queue a ``COPY ... FROM STDIN`` of ``rows``, or (without rows) a statement
+        that writes ``table``."""
+        self.written.add(table)
+        self.slots.acquire()
+        self.pending.append(self.sender.submit(self._send, statement, rows, params))
+
+    def _send(
+        self, statement: str, rows: Iterable[Sequence[Any]] | None, params: Sequence[Any]
+    ) -> None:
+        try:
+            with self.raw.cursor() as cursor:
+                # Foreign keys are checked as the statement ends, here, rather than
+                # all at the commit, when nothing else would be running.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                if rows is None:
+                    cursor.execute(statement, params)
+                else:
+                    with cursor.copy(statement) as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        finally:
+            self.slots.release()
+
+    def finish(self) -> None:
+        """Wait for every queued COPY; the first one that failed raises here, as
+        Django's own database error."""
+        pending, self.pending = self.pending, []
+        with connection.wrap_database_errors:
+            for future in pending:
+                future.result()
+
+    def close(self, failed: bool) -> None:
+        try:
+            if failed:
+                for future in self.pending:
+                    future.cancel()
+            else:
+                self.finish()
+        finally:
+            self.sender.shutdown(wait=True)
+            self.sequences.close()
+
+
+class _Current(threading.local):
+    queue: _WriteBehind | None = None
+
+
+# The block running in this thread (imports in two threads have a queue each).
+_current = _Current()
+
+
+@contextlib.contextmanager
+def write_behind() -> Iterator[None]:
+    """Send the ``COPY``s of ``copy_create`` from a second thread while the block
+    goes on (on PostgreSQL, inside a transaction; elsewhere this does nothing)."""
+    if not copy_available() or _current.queue is not None or not connection.in_atomic_block:
+        yield
+        return
+    queue = _current.queue = _WriteBehind()
+
+    def barrier(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        queue.finish()
+        return execute(sql, params, many, context)
+
+    failed = True
+    try:
+        with connection.execute_wrapper(barrier):
+            yield
+        failed = False
+    finally:
+        _current.queue = None
+        try:
+            queue.close(failed)
+        except Exception:
+            if failed:
+                # The block's own error says more; this one is only logged.
+                logger.exception("a queued roster COPY failed as well")
+            else:
+                raise
+
+
+def nothing_stored(rows: models.QuerySet[Any]) -> bool:
+    """Inside ``write_behind()``: whether ``rows`` (a queryset of one table) is empty,
+    known without waiting for the queued ``COPY``s (``False`` when unsure, and
+    outside the block). A table this block has not written holds only what others
+    committed, which the second connection sees as well (unless the block runs
+    inside a larger transaction)."""
+    queue = _current.queue
+    if queue is None or not queue.sees_all or rows.model._meta.db_table in queue.written:
+        return False
+    query, params = rows.order_by().values("pk")[:1].query.sql_with_params()
+    found = queue.sequences.execute(sql.SQL("SELECT EXISTS ({})").format(sql.SQL(query)), params)
+    row = found.fetchone()
+    return row is not None and not row[0]
+
+
 def _sequence_values(table: str, column: str, count: int) -> list[int]:
+    if _current.queue is not None:
+        reserved = _current.queue.reserve(table, column, count)
+        if len(reserved) == count:
+            return list(reserved)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [table, column])
-        (sequence,) = cursor.fetchone()
-        cursor.execute(
-            "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence, count]
-        )
+        cursor.execute(_SEQUENCE_VALUES, [table, column, count])
         return [row[0] for row in cursor.fetchall()]
 
 
 def _copy(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     quote = connection.ops.quote_name
     statement = f"COPY {quote(table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+    if _current.queue is not None:
+        _current.queue.send(table, statement, rows)
+        return
     with connection.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row(row)
@@ -121,83 +323,122 @@ def copy_create(
     pk = meta.pk
     assert pk is not None
     pks = _sequence_values(meta.db_table, pk.column, len(rows))
-    fields = [f for f in meta.concrete_fields if f is not pk]
     given = set(rows[0])
+    # Columns taken as they are from the row come first, read by one itemgetter (most
+    # of a roster's columns: per-row Python here was a fifth of a large import); then
+    # the converted ones and the defaults.
+    plain = [f for f in meta.concrete_fields if f is not pk and f.attname in given and _as_given(f)]
+    rest = [f for f in meta.concrete_fields if f is not pk and f not in plain]
     # (attribute, from the row?, conversion or None when written as is, default)
     plan: list[tuple[str, bool, Callable[[Any], Any] | None, Any]] = []
-    for f in fields:
+    for f in rest:
         convert = None if _as_given(f) else _converter(f)
         if f.attname in given:
             plan.append((f.attname, True, convert, None))
         else:
             plan.append((f.attname, False, convert, _default(f, now)))
+    take = _getter([f.attname for f in plain])
 
-    def values(row: Mapping[str, Any]) -> list[Any]:
-        out = []
+    def values(key: int, row: Mapping[str, Any]) -> list[Any]:
+        out = [key, *take(row)]
         for name, from_row, convert, default in plan:
             value = row[name] if from_row else default
             # An encrypted default still gets its own token in each row.
             out.append(value if convert is None else convert(value))
         return out
 
-    stored = [values(row) for row in rows]
-    names = [name for name, *_ in plan]
-    _copy(
-        meta.db_table,
-        [pk.column, *(f.column for f in fields)],
-        ([key, *row] for key, row in zip(pks, stored, strict=True)),
-    )
+    # Each row as written: its id, then the values of ``names``.
+    stored = [values(key, row) for key, row in zip(pks, rows, strict=True)]
+    names = [f.attname for f in plain] + [name for name, *_ in plan]
+    _copy(meta.db_table, [pk.column, *(f.column for f in plain), *(f.column for f in rest)], stored)
     if history is not None:
-        _copy_history(history.model, pk.attname, names, pks, stored, now, change_reason)
+        if pks[-1] - pks[0] == len(pks) - 1:
+            _insert_history(history.model, model, names, (pks[0], pks[-1]), now, change_reason)
+        else:
+            _copy_history(history.model, pk.attname, names, stored, now, change_reason)
     return pks
 
 
-def _copy_history(
-    historical: type[models.Model],
-    pk_name: str,
-    names: list[str],
-    pks: list[int],
-    stored: list[list[Any]],
-    now: datetime.datetime,
-    change_reason: str,
-) -> None:
-    """One "+" history row per new row, with the values just written."""
-    position = {name: index for index, name in enumerate(names)}
+def _history_columns(
+    historical: type[models.Model], pk_name: str, names: list[str]
+) -> tuple[list[str], list[str]]:
+    """Which written values a history row keeps (the id first, as attribute names), and
+    which of simple-history's own fields it has."""
+    # The history_id is the table's identity.
+    kept = {f.attname for f in historical._meta.concrete_fields if f.attname != "history_id"}
+    unknown = kept - {pk_name, *names, *_HISTORY_OWN}
+    if unknown:
+        raise ValueError(
+            f"{historical.__name__}.{', '.join(sorted(unknown))}: neither a field of the "
+            "model nor one of simple-history's own, COPY cannot fill it"
+        )
+    taken = [pk_name, *(name for name in names if name in kept)]
+    return taken, [name for name in _HISTORY_OWN if name in kept]
+
+
+def _history_values(own: list[str], now: datetime.datetime, change_reason: str) -> list[Any]:
     fixed = {
         "history_date": now,
         "history_change_reason": change_reason,
         "history_type": "+",
         "history_user_id": None,
     }
-    columns: list[str] = []
-    template: list[Any] = []  # each history row starts as this, then takes its values
-    from_row: list[tuple[int, int]] = []  # (column, index in the written row)
-    key_column = -1
-    for f in historical._meta.concrete_fields:
-        if f.attname == "history_id":
-            continue  # the table's identity fills it
-        column = len(columns)
-        columns.append(f.column)
-        template.append(fixed.get(f.attname))
-        if f.attname == pk_name:
-            key_column = column
-        elif f.attname in position:
-            from_row.append((column, position[f.attname]))
-        elif f.attname not in fixed:
-            raise ValueError(
-                f"{historical.__name__}.{f.attname} is neither a field of the model nor "
-                "one of simple-history's own: COPY cannot fill it"
-            )
+    return [fixed[name] for name in own]
 
-    def history_row(key: int, row: list[Any]) -> list[Any]:
-        out = list(template)
-        out[key_column] = key
-        for column, index in from_row:
-            out[column] = row[index]
-        return out
 
-    _copy(
-        historical._meta.db_table,
-        columns,
-        (history_row(key, row) for key, row in zip(pks, stored, strict=True)),
+def _insert_history(
+    historical: type[models.Model],
+    model: type[models.Model],
+    names: list[str],
+    block: tuple[int, int],
+    now: datetime.datetime,
+    change_reason: str,
+) -> None:
+    """The "+" history rows of the rows just written with the ids ``block`` (first,
+    last; every id between is one of them), copied by the server from those rows: no
+    second formatting and parsing of millions of values."""
+    meta = model._meta
+    assert meta.pk is not None
+    taken, own = _history_columns(historical, meta.pk.attname, names)
+    history_column = {f.attname: f.column for f in historical._meta.concrete_fields}
+    model_column = {f.attname: f.column for f in meta.concrete_fields}
+    statement = sql.SQL(
+        "INSERT INTO {history} ({columns}) SELECT {values} FROM {table} "
+        "WHERE {pk} BETWEEN %s AND %s ORDER BY {pk}"
+    ).format(
+        history=sql.Identifier(historical._meta.db_table),
+        columns=sql.SQL(", ").join(sql.Identifier(history_column[n]) for n in (*taken, *own)),
+        values=sql.SQL(", ").join(
+            [*(sql.Identifier(model_column[n]) for n in taken), *(sql.Placeholder() for _ in own)]
+        ),
+        table=sql.Identifier(meta.db_table),
+        pk=sql.Identifier(meta.pk.column),
     )
+    params = [*_history_values(own, now, change_reason), *block]
+    if _current.queue is not None:
+        _current.queue.send(historical._meta.db_table, statement.as_string(), params=params)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(statement.as_string(connection.connection), params)
+
+
+def _copy_history(
+    historical: type[models.Model],
+    pk_name: str,
+    names: list[str],
+    stored: list[list[Any]],
+    now: datetime.datetime,
+    change_reason: str,
+) -> None:
+    """One "+" history row per new row, with the values just written (``stored``:
+    the id, then the values of ``names``)."""
+    taken, own = _history_columns(historical, pk_name, names)
+    tail = _history_values(own, now, change_reason)
+    history_column = {f.attname: f.column for f in historical._meta.concrete_fields}
+    columns = [history_column[name] for name in (*taken, *own)]
+    if len(taken) == len(names) + 1:
+        rows: Iterable[Sequence[Any]] = (row + tail for row in stored)
+    else:
+        at = [0, *(1 + names.index(name) for name in taken[1:])]
+        rows = ([*(row[i] for i in at), *tail] for row in stored)
+    _copy(historical._meta.db_table, columns, rows)

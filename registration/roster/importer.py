@@ -32,6 +32,7 @@ from django.utils import timezone
 from registration import models as m
 from registration.grades import grade_rank
 from registration.roster import format as fmt
+from registration.roster.copy import write_behind
 from registration.roster.reader import (
     BundleSource,
     Problems,
@@ -243,7 +244,8 @@ def _write_checked(
         status.mark(file, line, "skipped")
     try:
         with transaction.atomic():
-            _write(parsed, status)
+            with write_behind():
+                _write(parsed, status)
             status.finish()
             _note_unlisted(parsed, report)
             if dry_run:
@@ -930,6 +932,14 @@ def _write(parsed: Parsed, status: RowStatus) -> None:
     now = timezone.now()
     reason = "roster import"
     lines = parsed.lines
+    # A roster administrator the district made registrar or finance keeps that role.
+    # (Read first: a query waits for the tables written before it.)
+    promoted = dict(
+        m.StaffProfile.objects.filter(
+            sourced_id__isnull=False,
+            role__in=[m.StaffProfile.Role.REGISTRAR, m.StaffProfile.Role.FINANCE],
+        ).values_list("sourced_id", "role")
+    )
 
     def sync(
         spec: TableSpec,
@@ -1109,13 +1119,6 @@ def _write(parsed: Parsed, status: RowStatus) -> None:
         one(users_file),
     )
     staff_fields = ("given_name", "family_name", "enabled", "role", "identifier", "email")
-    # A roster administrator the district made registrar or finance keeps that role.
-    promoted = dict(
-        m.StaffProfile.objects.filter(
-            sourced_id__isnull=False,
-            role__in=[m.StaffProfile.Role.REGISTRAR, m.StaffProfile.Role.FINANCE],
-        ).values_list("sourced_id", "role")
-    )
     staff_pks = sync(
         TableSpec(m.StaffProfile, ("sourced_id",), staff_fields, scope=Q(sourced_id__isnull=False)),
         {

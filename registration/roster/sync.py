@@ -17,7 +17,7 @@ from django.db.models import CharField, Model, Q
 from django.db.models.functions import Cast
 from phonenumber_field.modelfields import PhoneNumberField
 
-from registration.roster.copy import copy_available, copy_create
+from registration.roster.copy import copy_available, copy_create, nothing_stored
 
 BATCH_SIZE = 2000
 
@@ -70,14 +70,16 @@ def _phone_fields(model: type[Model], names: tuple[str, ...]) -> set[str]:
 
 def load_existing(spec: TableSpec) -> dict[Key, tuple[int, tuple[Any, ...]]]:
     """Stored rows as ``{key: (pk, field values)}``, phone numbers as plain text."""
+    queryset = spec.model._default_manager.all()
+    if spec.scope is not None:
+        queryset = queryset.filter(spec.scope)
+    if nothing_stored(queryset):
+        return {}  # a first import: no need to wait for the COPYs before this one
     phones = _phone_fields(spec.model, spec.fields)
     columns: list[Any] = ["pk", *spec.key]
     # Phone numbers are read as text: parsing each one back into a PhoneNumber
     # costs more than the whole comparison.
     columns += [Cast(f, output_field=CharField()) if f in phones else f for f in spec.fields]
-    queryset = spec.model._default_manager.all()
-    if spec.scope is not None:
-        queryset = queryset.filter(spec.scope)
     width = len(spec.key)
     existing: dict[Key, tuple[int, tuple[Any, ...]]] = {}
     for row in queryset.values_list(*columns).iterator(chunk_size=BATCH_SIZE):

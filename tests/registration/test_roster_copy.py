@@ -4,17 +4,20 @@ write on other databases."""
 
 from __future__ import annotations
 
+import itertools
+import threading
 from typing import Any
 from unittest import mock
 
 import pytest
 from django.apps import apps
 from django.core.management import call_command
-from django.db import connection, models
+from django.db import IntegrityError, connection, models, transaction
+from django.utils import timezone
 
 from registration import models as m
 from registration.roster import sync
-from registration.roster.copy import copy_create
+from registration.roster.copy import copy_create, write_behind
 from registration.services import roster_import
 from tests.conftest import ROSTER
 
@@ -92,3 +95,141 @@ def test_copy_takes_ids_from_the_sequence_and_history_its_change_reason():
     assert history.count() == m.Student.objects.count()
     assert set(history.values_list("history_change_reason", flat=True)) == {"roster import"}
     assert set(history.values_list("history_user_id", flat=True)) == {None}
+
+
+# -- write-behind: COPYs sent by a second thread while the import goes on ------------
+
+
+def _districts(count: int) -> list[dict[str, Any]]:
+    return [
+        {"sourced_id": f"dst-wb-{i}", "name": f"District {i}", "identifier": ""}
+        for i in range(count)
+    ]
+
+
+def _copy_districts(count: int) -> list[int]:
+    return copy_create(
+        m.District, _districts(count), now=timezone.now(), history=None, change_reason="test"
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_query_after_a_queued_copy_sees_its_rows():
+    now = timezone.now()
+    with transaction.atomic(), write_behind():
+        pks = _copy_districts(500)
+        schools = copy_create(
+            m.School,
+            [
+                {
+                    "sourced_id": f"sch-wb-{i}",
+                    "name": f"School {i}",
+                    "identifier": "",
+                    "district_id": pk,
+                }
+                for i, pk in enumerate(pks)
+            ],
+            now=now,
+            history=None,
+            change_reason="test",
+        )
+        households = copy_create(
+            m.Household,
+            [{"sourced_id": f"hh-wb-{i}", "street1": f"{i} Main St"} for i in range(500)],
+            now=now,
+            history=m.Household.history,
+            change_reason="test",
+        )
+        # The queries wait for the COPYs before them, on the same transaction.
+        assert m.School.objects.filter(pk__in=schools, district_id__in=pks).count() == 500
+        history = m.Household.history.filter(history_type="+", history_change_reason="test")
+        assert sorted(history.values_list("id", "street1")) == [
+            (pk, f"{i} Main St") for i, pk in enumerate(households)
+        ]
+    assert m.District.objects.filter(pk__in=pks).count() == 500
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ids_are_taken_as_one_block_from_the_sequence():
+    with transaction.atomic(), write_behind():
+        pks = _copy_districts(300)
+    assert pks == list(range(pks[0], pks[0] + 300))
+    later = m.District.objects.create(sourced_id="dst-later", name="Later")
+    assert later.pk == pks[-1] + 1  # the sequence moved past the block, and on by one
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sequence_with_its_own_increment_gets_one_nextval_each():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence('registration_district', 'id')")
+        (sequence,) = cursor.fetchone()
+        cursor.execute(f"ALTER SEQUENCE {sequence} INCREMENT BY 5")
+    try:
+        with transaction.atomic(), write_behind():
+            pks = _copy_districts(4)
+        assert [b - a for a, b in itertools.pairwise(pks)] == [5, 5, 5]
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER SEQUENCE {sequence} INCREMENT BY 1")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_copy_that_fails_raises_at_the_next_query_and_writes_nothing():
+    missing_school = 10**9
+    with pytest.raises(IntegrityError), transaction.atomic(), write_behind():
+        copy_create(
+            m.Student,
+            [
+                {
+                    "sourced_id": "stu-wb",
+                    "given_name": "Ada",
+                    "family_name": "Ng",
+                    "grade": "05",
+                    "school_id": missing_school,
+                }
+            ],
+            now=timezone.now(),
+            history=None,
+            change_reason="test",
+        )
+        # The foreign key is checked as the COPY ends, not at the commit: the next
+        # query already says so.
+        m.District.objects.count()
+        pytest.fail("the query ran after a failed COPY")
+    assert not m.Student.objects.exists()
+    assert not any(t.name.startswith("roster-copy") for t in threading.enumerate())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_whose_copy_fails_is_refused_and_changes_nothing():
+    assert roster_import(path=ROSTER).ok
+    before = m.Student.objects.count(), m.Guardian.history.count()
+    # As if the tables had been emptied by someone else between looking and writing:
+    # the import sends every row again and the unique keys refuse them.
+    with mock.patch.object(sync, "nothing_stored", return_value=True):
+        report = roster_import(path=ROSTER)
+    assert not report.ok
+    assert "the database refused the import, nothing was written" in str(report.problems.errors[0])
+    assert (m.Student.objects.count(), m.Guardian.history.count()) == before
+    assert not any(t.name.startswith("roster-copy") for t in threading.enumerate())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_import_outside_any_transaction_finds_the_first_ones_rows():
+    """The second connection that says whether a table is empty sees what the first
+    import committed: the second import of the same bundle writes nothing."""
+    assert roster_import(path=ROSTER).ok
+    history = m.Student.history.count()
+    report = roster_import(path=ROSTER)
+    assert report.ok
+    assert report.total().created == 0 and report.total().updated == 0
+    assert m.Student.history.count() == history
+
+
+def test_inside_a_larger_transaction_stored_rows_are_read_on_its_connection(db):
+    """Rows this transaction wrote are invisible to the second connection: inside a
+    larger transaction (a test's, or a caller's) the import asks its own."""
+    assert roster_import(path=ROSTER).ok  # not committed: the test's transaction
+    report = roster_import(path=ROSTER)
+    assert report.ok
+    assert report.total().created == 0
