@@ -130,9 +130,13 @@ _SEQUENCE_VALUES = (
     "SELECT nextval(pg_get_serial_sequence(%s, %s)::regclass) FROM generate_series(1, %s)"
 )
 
-# COPYs queued ahead of the one being sent; the importer waits beyond that, so that
-# the rows of many tables are not held at once.
-WRITE_BEHIND_QUEUE = 2
+# Rows of one COPY statement.
+COPY_CHUNK_ROWS = 100_000
+
+# COPYs queued ahead of the one being sent: enough for the importer to finish
+# preparing a table of millions and go on checking the next file while the server
+# catches up, few enough not to hold a whole table's rows at once.
+WRITE_BEHIND_QUEUE = 24
 
 
 class _WriteBehind:
@@ -325,37 +329,47 @@ def copy_create(
     pks = _sequence_values(meta.db_table, pk.column, len(rows))
     given = set(rows[0])
     # Columns taken as they are from the row come first, read by one itemgetter (most
-    # of a roster's columns: per-row Python here was a fifth of a large import); then
-    # the converted ones and the defaults.
+    # of a roster's columns: per-row Python here was a fifth of a large import).
     plain = [f for f in meta.concrete_fields if f is not pk and f.attname in given and _as_given(f)]
     rest = [f for f in meta.concrete_fields if f is not pk and f not in plain]
-    # (attribute, from the row?, conversion or None when written as is, default)
-    plan: list[tuple[str, bool, Callable[[Any], Any] | None, Any]] = []
-    for f in rest:
-        convert = None if _as_given(f) else _converter(f)
-        if f.attname in given:
-            plan.append((f.attname, True, convert, None))
-        else:
-            plan.append((f.attname, False, convert, _default(f, now)))
+    # The others: defaults written as they are (the same in every row), then values
+    # converted row by row (given, or an encrypted default: a fresh token each).
+    constant = [f for f in rest if f.attname not in given and _as_given(f)]
+    computed = [f for f in rest if f not in constant]
+    constants = [_default(f, now) for f in constant]
+    # (attribute, from the row?, conversion, default)
+    plan: list[tuple[str, bool, Callable[[Any], Any], Any]] = [
+        (f.attname, f.attname in given, _converter(f), _default(f, now)) for f in computed
+    ]
     take = _getter([f.attname for f in plain])
 
     def values(key: int, row: Mapping[str, Any]) -> list[Any]:
-        out = [key, *take(row)]
+        out = [key, *take(row), *constants]
         for name, from_row, convert, default in plan:
-            value = row[name] if from_row else default
-            # An encrypted default still gets its own token in each row.
-            out.append(value if convert is None else convert(value))
+            out.append(convert(row[name] if from_row else default))
         return out
 
-    # Each row as written: its id, then the values of ``names``.
-    stored = [values(key, row) for key, row in zip(pks, rows, strict=True)]
-    names = [f.attname for f in plain] + [name for name, *_ in plan]
-    _copy(meta.db_table, [pk.column, *(f.column for f in plain), *(f.column for f in rest)], stored)
-    if history is not None:
-        if pks[-1] - pks[0] == len(pks) - 1:
-            _insert_history(history.model, model, names, (pks[0], pks[-1]), now, change_reason)
-        else:
+    names = [f.attname for f in (*plain, *constant, *computed)]
+    columns = [pk.column, *(f.column for f in (*plain, *constant, *computed))]
+    one_block = pks[-1] - pks[0] == len(pks) - 1
+    # A COPY per chunk: the server takes the first rows of a table of millions while
+    # the next are prepared, and the rows are not all held at once.
+    for start in range(0, len(rows), COPY_CHUNK_ROWS):
+        end = start + COPY_CHUNK_ROWS
+        keys = pks[start:end]
+        # Each row as written: its id, then the values of ``names``.
+        chunk = zip(keys, rows[start:end], strict=True)
+        if plan:
+            stored = [values(key, row) for key, row in chunk]
+        else:  # most tables: no function call per row
+            stored = [[key, *take(row), *constants] for key, row in chunk]
+        _copy(meta.db_table, columns, stored)
+        if history is not None and not one_block:
             _copy_history(history.model, pk.attname, names, stored, now, change_reason)
+    if history is not None and one_block:
+        # One statement for the whole block: a range per chunk would be planned on a
+        # table without statistics yet, and read whole each time.
+        _insert_history(history.model, model, names, (pks[0], pks[-1]), now, change_reason)
     return pks
 
 

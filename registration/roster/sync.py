@@ -106,8 +106,8 @@ def sync_table(
     history = _history_manager(model)
     has_updated_at = any(f.attname == "updated_at" for f in model._meta.concrete_fields)
 
-    to_create: list[Key] = []
-    for key, values in wanted.items():
+    to_create: list[Key] = [] if existing else list(wanted)
+    for key, values in wanted.items() if existing else ():
         stored = existing.get(key)
         if stored is None:
             to_create.append(key)
@@ -141,10 +141,11 @@ def sync_table(
         )
 
     if to_create:
-        rows = []
-        for key in to_create:
-            key_values = dict(zip(spec.key, key if len(spec.key) > 1 else (key,), strict=True))
-            rows.append({**key_values, **wanted[key]})
+        if len(spec.key) == 1:
+            (name,) = spec.key
+            rows = [{name: key, **wanted[key]} for key in to_create]
+        else:
+            rows = [{**dict(zip(spec.key, key, strict=True)), **wanted[key]} for key in to_create]
         pks = _create(model, rows, now=now, history=history, change_reason=change_reason)
         for key, pk in zip(to_create, pks, strict=True):
             result.pks[key] = pk
