@@ -20,7 +20,7 @@ import datetime
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,7 +32,7 @@ from django.utils import timezone
 from registration import models as m
 from registration.grades import grade_rank
 from registration.roster import format as fmt
-from registration.roster.copy import write_behind
+from registration.roster.copy import copy_available, write_behind
 from registration.roster.reader import (
     BundleSource,
     Problems,
@@ -206,13 +206,19 @@ def roster_import(*, path: Path, dry_run: bool = False, actor_label: str = "") -
     finally:
         source.close()
     if report.ok:
-        parsed = _check(tables, report.problems)
-        # The write needs only each file's line numbers: the rows themselves (most of
-        # the memory of a large import) go before it starts.
+        # The write needs only each file's line numbers; the rows themselves (most of
+        # the memory of a large import) go as each file is checked.
         lines = {file: [row.line for row in rows] for file, rows in tables.items()}
+        steps = _check_steps(tables)
         del tables
-        if report.ok:
-            _write_checked(parsed, lines, report, dry_run=dry_run, actor_label=actor_label)
+        if copy_available():
+            _check_and_write(steps, lines, report, dry_run=dry_run, actor_label=actor_label)
+        else:
+            parsed = Parsed()
+            for step in steps:
+                step(parsed, report.problems)
+            if report.ok:
+                _write_checked(parsed, lines, report, dry_run=dry_run, actor_label=actor_label)
     report.seconds = time.perf_counter() - started
     total = report.total()
     logger.info(
@@ -240,29 +246,75 @@ def _write_checked(
     actor_label: str,
 ) -> None:
     status = RowStatus(report, lines)
-    for file, line in parsed.skipped:
-        status.mark(file, line, "skipped")
     try:
-        with transaction.atomic():
-            with write_behind():
-                _write(parsed, status)
-            status.finish()
-            _note_unlisted(parsed, report)
-            if dry_run:
-                transaction.set_rollback(True)
-            else:
-                audit_record(
-                    action="import",
-                    object_type="registration.roster",
-                    actor_label=actor_label,
-                    detail=report.as_dict(),
-                )
+        with transaction.atomic(), write_behind():
+            for _stage in _write(parsed, status):
+                pass
+            _finish_write(parsed, status, report, dry_run=dry_run, actor_label=actor_label)
     except DatabaseError as exc:
-        report.problems.error(
-            report.source, None, f"the database refused the import, nothing was written ({exc})"
-        )
+        _refused(report, exc)
         return
     report.written = not dry_run
+
+
+def _check_and_write(
+    steps: list[CheckStep],
+    lines: dict[str, list[int]],
+    report: ImportReport,
+    *,
+    dry_run: bool,
+    actor_label: str,
+) -> None:
+    """Check and write at once (PostgreSQL): each stage of the write starts as soon as
+    the checks it needs have passed, and its COPYs are stored by the server while the
+    next files are checked. The first error stops the writing; the checks go on, so
+    that the report still names every problem, and the transaction is rolled back:
+    with any error nothing is written, as when checking comes first."""
+    parsed = Parsed()
+    status = RowStatus(report, lines)
+    remaining = list(steps)
+    try:
+        with transaction.atomic(), write_behind():
+            stages = _write(parsed, status)
+            while remaining:
+                remaining.pop(0)(parsed, report.problems)
+                if report.ok:
+                    next(stages, None)
+            if report.ok:
+                _finish_write(parsed, status, report, dry_run=dry_run, actor_label=actor_label)
+            else:
+                transaction.set_rollback(True)
+    except DatabaseError as exc:
+        _refused(report, exc)
+        for step in remaining:  # the rest of the report
+            step(parsed, report.problems)
+        return
+    report.written = report.ok and not dry_run
+
+
+def _finish_write(
+    parsed: Parsed, status: RowStatus, report: ImportReport, *, dry_run: bool, actor_label: str
+) -> None:
+    """Count every row, and record the import (or, for a dry run, roll it back)."""
+    for file, line in parsed.skipped:
+        status.mark(file, line, "skipped")
+    status.finish()
+    _note_unlisted(parsed, report)
+    if dry_run:
+        transaction.set_rollback(True)
+    else:
+        audit_record(
+            action="import",
+            object_type="registration.roster",
+            actor_label=actor_label,
+            detail=report.as_dict(),
+        )
+
+
+def _refused(report: ImportReport, exc: DatabaseError) -> None:
+    report.problems.error(
+        report.source, None, f"the database refused the import, nothing was written ({exc})"
+    )
 
 
 def _note_unlisted(parsed: Parsed, report: ImportReport) -> None:
@@ -344,22 +396,36 @@ def _unique(
         yield row, cells, sid
 
 
-def _check(tables: dict[str, list[Row]], problems: Problems) -> Parsed:
-    parsed = Parsed()
-    _check_orgs(tables[fmt.ORGS.name], parsed, problems)
-    if fmt.SCHOOLS.name in tables:
-        _check_school_details(tables[fmt.SCHOOLS.name], parsed, problems)
-    _check_sessions(tables[fmt.ACADEMIC_SESSIONS.name], parsed, problems)
-    _check_households(tables[fmt.HOUSEHOLDS.name], parsed, problems)
-    _check_users(tables[fmt.USERS.name], parsed, problems)
-    _check_demographics(tables[fmt.DEMOGRAPHICS.name], parsed, problems)
-    _check_courses(tables[fmt.COURSES.name], parsed, problems)
-    _check_classes(tables[fmt.CLASSES.name], parsed, problems)
-    _check_enrollments(tables[fmt.ENROLLMENTS.name], parsed, problems)
-    _check_members(tables[fmt.HOUSEHOLD_MEMBERS.name], parsed, problems)
-    if fmt.EMERGENCY_CONTACTS.name in tables:
-        _check_emergency_contacts(tables[fmt.EMERGENCY_CONTACTS.name], parsed, problems)
-    return parsed
+# One step of the checks: runs them on the parsed bundle.
+CheckStep = Callable[[Parsed, Problems], None]
+
+
+def _check_steps(tables: dict[str, list[Row]]) -> list[CheckStep]:
+    """The checks of every file, in order, in steps: after each, the next stage of
+    ``_write`` has all it needs. A step lets go of its files' rows once checked."""
+
+    def step(*checks: tuple[Callable[[list[Row], Parsed, Problems], None], str]) -> CheckStep:
+        def run(parsed: Parsed, problems: Problems) -> None:
+            for check, name in checks:
+                rows = tables.pop(name, None)
+                if rows is not None:  # schools.csv and emergencyContacts.csv may be absent
+                    check(rows, parsed, problems)
+
+        return run
+
+    return [
+        step(
+            (_check_orgs, fmt.ORGS.name),
+            (_check_school_details, fmt.SCHOOLS.name),
+            (_check_sessions, fmt.ACADEMIC_SESSIONS.name),
+            (_check_households, fmt.HOUSEHOLDS.name),
+        ),
+        step((_check_users, fmt.USERS.name), (_check_demographics, fmt.DEMOGRAPHICS.name)),
+        step((_check_courses, fmt.COURSES.name), (_check_classes, fmt.CLASSES.name)),
+        step((_check_enrollments, fmt.ENROLLMENTS.name)),
+        step((_check_members, fmt.HOUSEHOLD_MEMBERS.name)),
+        step((_check_emergency_contacts, fmt.EMERGENCY_CONTACTS.name)),
+    ]
 
 
 def _address(cells: Cells) -> dict[str, Any]:
@@ -928,7 +994,10 @@ class RowStatus:
                 setattr(counts, status, getattr(counts, status) + 1)
 
 
-def _write(parsed: Parsed, status: RowStatus) -> None:
+def _write(parsed: Parsed, status: RowStatus) -> Iterator[None]:
+    """Write the checked bundle in six stages, one for each step of ``_check_steps``:
+    stage N needs only what steps 1 to N have checked, and each ``yield`` waits for
+    the next step."""
     now = timezone.now()
     reason = "roster import"
     lines = parsed.lines
@@ -1063,6 +1132,8 @@ def _write(parsed: Parsed, status: RowStatus) -> None:
         one(fmt.HOUSEHOLDS.name),
     )
 
+    yield
+
     users_file = fmt.USERS.name
     student_pks = sync(
         TableSpec(
@@ -1176,6 +1247,8 @@ def _write(parsed: Parsed, status: RowStatus) -> None:
         removed_to=lambda key: (users_file, lines[users_file].get(guardian_by_pk.get(key[0]))),
     )
 
+    yield
+
     course_file = fmt.COURSES.name
     course_pks = sync(
         TableSpec(
@@ -1245,6 +1318,8 @@ def _write(parsed: Parsed, status: RowStatus) -> None:
         removed_to=lambda key: (classes_file, lines[classes_file].get(class_by_pk[key[0]])),
     )
 
+    yield
+
     enrollments_file = fmt.ENROLLMENTS.name
     sync(
         TableSpec(
@@ -1285,6 +1360,8 @@ def _write(parsed: Parsed, status: RowStatus) -> None:
         one(enrollments_file),
         removed_to=lambda key: (enrollments_file, None),
     )
+
+    yield
 
     members_file = fmt.HOUSEHOLD_MEMBERS.name
     listed_households = set(household_pks.values())
@@ -1346,6 +1423,8 @@ def _write(parsed: Parsed, status: RowStatus) -> None:
         field_files={"relationship": members_file, "has_education_rights": members_file},
         removed_to=lambda key: (users_file, lines[users_file].get(student_by_pk.get(key[0]))),
     )
+
+    yield
 
     if parsed.emergency_contacts is not None:
         contacts_file = fmt.EMERGENCY_CONTACTS.name

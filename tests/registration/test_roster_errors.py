@@ -14,7 +14,7 @@ import pytest
 from django.apps import apps
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
 
 from registration import models as m
 from registration.roster import importer
@@ -48,6 +48,14 @@ def remove(name: str) -> Edit:
 
 def empty(name: str) -> Edit:
     return lambda bundle: (bundle / name).write_bytes(b"")
+
+
+def together(*edits: Edit) -> Edit:
+    def edit(bundle: Path) -> None:
+        for each in edits:
+            each(bundle)
+
+    return edit
 
 
 def latin1(name: str) -> Edit:
@@ -288,3 +296,81 @@ def test_an_empty_database_stays_empty_after_a_refused_bundle(db, bad_bundle):
     )
     assert not report.ok
     assert all(not rows for rows in snapshot().values())
+
+
+# On PostgreSQL each stage of the write starts while the later files are still being
+# checked: an error in the last file must still leave nothing written.
+_LAST_FILE_ERROR = rewrite(
+    "emergencyContacts.csv", lambda t: t.replace("hh-002,Maeve", "hh-999,Maeve")
+)
+
+
+def test_an_error_in_the_last_file_checked_leaves_the_district_as_it_was(
+    sample_district, bad_bundle
+):
+    changed = bad_bundle(
+        together(
+            rewrite("users.csv", lambda t: t.replace("Chidi,Okafor", "Chidiebere,Okafor")),
+            _LAST_FILE_ERROR,
+        )
+    )
+    before = snapshot()
+    report = roster_import(path=changed)
+    assert [(p.file, p.column) for p in report.problems.errors] == [
+        ("emergencyContacts.csv", "householdSourcedId")
+    ]
+    assert not report.written
+    assert snapshot() == before
+    assert m.Student.objects.get(sourced_id="stu-005").given_name == "Chidi"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_import_refused_by_its_last_file_writes_nothing(bad_bundle):
+    """The first import, outside any other transaction: the stages written before the
+    last file was checked are rolled back, and no row is left."""
+    report = roster_import(path=bad_bundle(_LAST_FILE_ERROR))
+    assert not report.ok
+    assert "'hh-999' is not in households.csv" in str(report.problems.errors[0])
+    assert all(not rows for rows in snapshot().values())
+
+
+def test_a_refusal_while_writing_still_reports_the_later_files(
+    sample_district, bad_bundle, monkeypatch
+):
+    """The database refuses a stage written early; the files checked after it are
+    still checked, so the report names their problems too."""
+    real_sync = importer.sync_table
+
+    def failing_sync(spec, *args, **kwargs):
+        if spec.model is m.Guardian:
+            raise IntegrityError("simulated failure half-way through")
+        return real_sync(spec, *args, **kwargs)
+
+    monkeypatch.setattr(importer, "sync_table", failing_sync)
+    before = snapshot()
+    report = roster_import(path=bad_bundle(_LAST_FILE_ERROR))
+    messages = [str(p) for p in report.problems.errors]
+    assert any("'hh-999' is not in households.csv" in message for message in messages)
+    if connection.vendor == "postgresql":  # the write had started before the last check
+        assert "the database refused the import, nothing was written" in messages[0]
+    assert snapshot() == before
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_the_write_starts_before_the_last_file_is_checked(monkeypatch):
+    """What makes a large import faster: the server stores the first stages while the
+    later files are checked."""
+    seen: dict[str, int] = {}
+    real_check = importer._check_emergency_contacts
+
+    def counting_check(rows, parsed, problems):
+        seen["households"] = m.Household.objects.count()
+        seen["enrollments"] = m.ClassEnrollment.objects.count()
+        return real_check(rows, parsed, problems)
+
+    monkeypatch.setattr(importer, "_check_emergency_contacts", counting_check)
+    report = roster_import(path=ROSTER)
+    assert report.ok
+    assert seen["households"] == m.Household.objects.count() > 0
+    assert seen["enrollments"] == m.ClassEnrollment.objects.count() > 0
