@@ -130,6 +130,9 @@ _SEQUENCE_VALUES = (
     "SELECT nextval(pg_get_serial_sequence(%s, %s)::regclass) FROM generate_series(1, %s)"
 )
 
+# How long the import waits for a sequence another transaction is using.
+SEQUENCE_LOCK_TIMEOUT_MS = 200
+
 # Rows of one COPY statement.
 COPY_CHUNK_ROWS = 100_000
 
@@ -145,8 +148,14 @@ class _WriteBehind:
     def __init__(self) -> None:
         connection.ensure_connection()
         self.raw = connection.connection  # the transaction's own psycopg connection
-        self.sequences = psycopg.connect(**connection.get_connection_params())
-        self.sequences.autocommit = True
+        # The second connection only makes things faster: without it (the server's
+        # connection limit reached) ids are taken one by one and every table is read.
+        self.sequences: psycopg.Connection[Any] | None = None
+        try:
+            self.sequences = _second_connection()
+        except psycopg.Error:
+            logger.warning("roster import: no second connection, ids taken one by one")
+        self.abandoned = False
         self.sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roster-copy")
         self.pending: list[Future[None]] = []
         self.written: set[str] = set()
@@ -160,10 +169,18 @@ class _WriteBehind:
         short transaction of the second connection: ``ALTER SEQUENCE`` blocks every
         other session's ``nextval`` until it commits, so none can take an id in
         between. Asking for millions one ``nextval`` each kept the server busy for half
-        a minute of a million-student import."""
+        a minute of a million-student import.
+
+        Another session whose open transaction took an id holds the sequence until it
+        ends, and may itself be waiting for a row the import has written: the lock is
+        waited for briefly, then the ids are taken one by one. An empty range means
+        "take them one by one"."""
+        if self.sequences is None:
+            return range(0)
         execute = self.sequences.execute
         try:
             with self.sequences.transaction():
+                execute(f"SET LOCAL lock_timeout = '{SEQUENCE_LOCK_TIMEOUT_MS:d}ms'")
                 found = execute(_SEQUENCE, [table, column]).fetchone()
                 if found is None or found[2] != 1:
                     return range(0)  # an increment of its own: one nextval each
@@ -183,7 +200,24 @@ class _WriteBehind:
             # run the migrations takes one nextval each.
             logger.info("roster import: ids of %s taken one by one (not its owner)", table)
             return range(0)
+        except psycopg.Error as exc:  # the lock not granted in time, or anything else
+            logger.info("roster import: ids of %s taken one by one (%s)", table, exc)
+            return range(0)
         return range(first, first + count)
+
+    def is_empty(self, query: str, params: Sequence[Any]) -> bool:
+        """Whether ``query`` (a ``SELECT`` of at most one row) finds nothing, asked on
+        the second connection; ``False`` when it cannot say."""
+        if self.sequences is None:
+            return False
+        try:
+            found = self.sequences.execute(
+                sql.SQL("SELECT EXISTS ({})").format(sql.SQL(query)), params
+            ).fetchone()
+        except psycopg.Error as exc:
+            logger.info("roster import: reading the table on its own connection (%s)", exc)
+            return False
+        return found is not None and not found[0]
 
     def send(
         self,
@@ -218,22 +252,37 @@ class _WriteBehind:
 
     def finish(self) -> None:
         """Wait for every queued COPY; the first one that failed raises here, as
-        Django's own database error."""
-        pending, self.pending = self.pending, []
+        Django's own database error, and the ones after it are not sent."""
         with connection.wrap_database_errors:
-            for future in pending:
-                future.result()
+            while self.pending:
+                try:
+                    self.pending[0].result()
+                except BaseException:
+                    self.cancel()
+                    raise
+                self.pending.pop(0)
+
+    def cancel(self) -> None:
+        """Drop the queued COPYs not yet sent (the one being sent ends on its own)."""
+        for future in self.pending:
+            future.cancel()
+        self.pending = []
 
     def close(self, failed: bool) -> None:
         try:
-            if failed:
-                for future in self.pending:
-                    future.cancel()
+            if failed or self.abandoned:
+                self.cancel()
             else:
                 self.finish()
         finally:
             self.sender.shutdown(wait=True)
-            self.sequences.close()
+            if self.sequences is not None:
+                self.sequences.close()
+
+
+def _second_connection() -> psycopg.Connection[Any]:
+    """An autocommit connection to the same database, beside the import's own."""
+    return psycopg.connect(**connection.get_connection_params(), autocommit=True)
 
 
 class _Current(threading.local):
@@ -284,9 +333,15 @@ def nothing_stored(rows: models.QuerySet[Any]) -> bool:
     if queue is None or not queue.sees_all or rows.model._meta.db_table in queue.written:
         return False
     query, params = rows.order_by().values("pk")[:1].query.sql_with_params()
-    found = queue.sequences.execute(sql.SQL("SELECT EXISTS ({})").format(sql.SQL(query)), params)
-    row = found.fetchone()
-    return row is not None and not row[0]
+    return queue.is_empty(query, params)
+
+
+def write_behind_abandon() -> None:
+    """The block's writes will be rolled back (a bundle with errors): drop the COPYs
+    not yet sent rather than wait for them, and ignore how the last one ends."""
+    if _current.queue is not None:
+        _current.queue.abandoned = True
+        _current.queue.cancel()
 
 
 def _sequence_values(table: str, column: str, count: int) -> list[int]:

@@ -9,6 +9,7 @@ import threading
 from typing import Any
 from unittest import mock
 
+import psycopg
 import pytest
 from django.apps import apps
 from django.core.management import call_command
@@ -16,6 +17,7 @@ from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from registration import models as m
+from registration.roster import copy as roster_copy
 from registration.roster import sync
 from registration.roster.copy import copy_create, write_behind
 from registration.services import roster_import
@@ -233,3 +235,33 @@ def test_inside_a_larger_transaction_stored_rows_are_read_on_its_connection(db):
     report = roster_import(path=ROSTER)
     assert report.ok
     assert report.total().created == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sequence_another_transaction_holds_does_not_stop_the_import():
+    """A family's transaction that took a contact point id holds the sequence until it
+    ends (and may wait for a row the import locked): the import does not wait for it,
+    it takes its ids one by one."""
+    other = psycopg.connect(**connection.get_connection_params())
+    ended = threading.Event()
+    try:
+        other.execute("SELECT nextval(pg_get_serial_sequence('registration_district', 'id'))")
+        # Without the lock timeout the import would wait for this transaction's end.
+        timer = threading.Timer(20, lambda: (ended.set(), other.rollback()))
+        timer.start()
+        with transaction.atomic(), write_behind():
+            pks = _copy_districts(50)
+        assert not ended.is_set()
+        assert m.District.objects.filter(pk__in=pks).count() == 50
+    finally:
+        timer.cancel()
+        other.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_a_second_connection_the_import_still_writes_everything():
+    refused = psycopg.OperationalError("too many clients already")
+    with mock.patch.object(roster_copy, "_second_connection", side_effect=refused):
+        report = roster_import(path=ROSTER)
+    assert report.ok and report.written
+    assert m.Student.history.filter(history_type="+").count() == m.Student.objects.count() > 0
