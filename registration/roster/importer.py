@@ -32,7 +32,7 @@ from django.utils import timezone
 from registration import models as m
 from registration.grades import grade_rank
 from registration.roster import format as fmt
-from registration.roster.copy import copy_available, write_behind
+from registration.roster.copy import copy_available, write_behind, write_behind_abandon
 from registration.roster.reader import (
     BundleSource,
     Problems,
@@ -269,7 +269,9 @@ def _check_and_write(
     the checks it needs have passed, and its COPYs are stored by the server while the
     next files are checked. The first error stops the writing; the checks go on, so
     that the report still names every problem, and the transaction is rolled back:
-    with any error nothing is written, as when checking comes first."""
+    with any error nothing is written, as when checking comes first. (Should the
+    database refuse a stage while a file is being checked, that file's report may
+    stop there; the files after it are still checked.)"""
     parsed = Parsed()
     status = RowStatus(report, lines)
     remaining = list(steps)
@@ -283,6 +285,7 @@ def _check_and_write(
             if report.ok:
                 _finish_write(parsed, status, report, dry_run=dry_run, actor_label=actor_label)
             else:
+                write_behind_abandon()
                 transaction.set_rollback(True)
     except DatabaseError as exc:
         _refused(report, exc)
@@ -974,6 +977,8 @@ class RowStatus:
         self.report = report
         self.status: dict[tuple[str, int], str] = {}
         self.lines = lines
+        # Counted into the report only by ``finish``: a write rolled back removed nothing.
+        self.removals: dict[str, int] = defaultdict(int)
 
     def mark(self, file: str, line: int | None, status: str) -> None:
         if line is None:
@@ -987,12 +992,13 @@ class RowStatus:
         self.status.update(((file, line), "created") for line in lines if line is not None)
 
     def removed(self, file: str, count: int = 1) -> None:
-        self.report.files[file].removed += count
+        self.removals[file] += count
 
     def finish(self) -> None:
         for file, lines in self.lines.items():
             counts = self.report.files[file]
             counts.created = counts.updated = counts.unchanged = counts.skipped = 0
+            counts.removed = self.removals.get(file, 0)
             for line in lines:
                 status = self.status.get((file, line), "unchanged")
                 setattr(counts, status, getattr(counts, status) + 1)

@@ -311,6 +311,13 @@ def test_an_error_in_the_last_file_checked_leaves_the_district_as_it_was(
     changed = bad_bundle(
         together(
             rewrite("users.csv", lambda t: t.replace("Chidi,Okafor", "Chidiebere,Okafor")),
+            # A teacher's enrollment the bundle no longer lists would be removed.
+            rewrite(
+                "enrollments.csv",
+                lambda t: "".join(
+                    line for line in t.splitlines(True) if not line.startswith("enr-t2,")
+                ),
+            ),
             _LAST_FILE_ERROR,
         )
     )
@@ -320,6 +327,7 @@ def test_an_error_in_the_last_file_checked_leaves_the_district_as_it_was(
         ("emergencyContacts.csv", "householdSourcedId")
     ]
     assert not report.written
+    assert report.total().removed == 0  # nothing was removed: it was rolled back
     assert snapshot() == before
     assert m.Student.objects.get(sourced_id="stu-005").given_name == "Chidi"
 
