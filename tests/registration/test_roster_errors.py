@@ -270,18 +270,23 @@ def test_every_error_is_reported_not_only_the_first(db, bad_bundle):
     assert {p.file for p in report.problems.errors} == {"users.csv", "demographics.csv"}
 
 
-def test_a_failure_while_writing_rolls_everything_back(sample_district, bad_bundle, monkeypatch):
-    changed = bad_bundle(
-        rewrite("users.csv", lambda t: t.replace("Chidi,Okafor", "Chidiebere,Okafor"))
-    )
+def _refuse_writing(monkeypatch, model) -> None:
+    """The database refuses the import when it comes to ``model``'s table."""
     real_sync = importer.sync_table
 
     def failing_sync(spec, *args, **kwargs):
-        if spec.model is m.StudentGuardian:
+        if spec.model is model:
             raise IntegrityError("simulated failure half-way through")
         return real_sync(spec, *args, **kwargs)
 
     monkeypatch.setattr(importer, "sync_table", failing_sync)
+
+
+def test_a_failure_while_writing_rolls_everything_back(sample_district, bad_bundle, monkeypatch):
+    changed = bad_bundle(
+        rewrite("users.csv", lambda t: t.replace("Chidi,Okafor", "Chidiebere,Okafor"))
+    )
+    _refuse_writing(monkeypatch, m.StudentGuardian)
     before = snapshot()
     report = roster_import(path=changed)
     assert not report.ok
@@ -347,14 +352,7 @@ def test_a_refusal_while_writing_still_reports_the_later_files(
 ):
     """The database refuses a stage written early; the files checked after it are
     still checked, so the report names their problems too."""
-    real_sync = importer.sync_table
-
-    def failing_sync(spec, *args, **kwargs):
-        if spec.model is m.Guardian:
-            raise IntegrityError("simulated failure half-way through")
-        return real_sync(spec, *args, **kwargs)
-
-    monkeypatch.setattr(importer, "sync_table", failing_sync)
+    _refuse_writing(monkeypatch, m.Guardian)
     before = snapshot()
     report = roster_import(path=bad_bundle(_LAST_FILE_ERROR))
     messages = [str(p) for p in report.problems.errors]
